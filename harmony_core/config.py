@@ -1,0 +1,200 @@
+"""Frozen configuration dataclasses and named presets.
+
+The video tower is Wan2.2-TI2V-5B (its own hyper-parameters, `wan/configs/wan_ti2v_5B.py`). The paper
+(arXiv 2511.21579) does not publish the audio tower or the interaction sizes; every choice made where it
+is silent is written next to the field that carries it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+INTERACTION_KINDS = ("gldi", "global", "none")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Wan2.2 DiT hyper-parameters (names as in `WanModel.__init__`)."""
+
+    in_dim: int = 48
+    out_dim: int = 48
+    dim: int = 3072
+    ffn_dim: int = 14336
+    freq_dim: int = 256
+    text_dim: int = 4096          # umT5-XXL width
+    text_len: int = 512           # contexts are zero-padded to this many rows, as Wan does
+    num_heads: int = 24
+    num_layers: int = 30
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    qk_norm: bool = True
+    cross_attn_norm: bool = True
+    eps: float = 1e-6
+    rope_max_len: int = 1024      # positions per RoPE axis
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """The audio MM-DiT. Paper-silent; defaults follow UniAVGen's audio branch (dim 1536, ffn 8960,
+    12 heads of 128, 30 layers: one block per video block so the interaction pairs them 1:1).
+
+    Transcript path (F5-TTS style): UTF-8 bytes of the transcript (ids 0..255; 256 is the filler id that
+    pads batches and fills the sequence to the audio length) -> embedding -> ConvNeXt-V2 blocks; the sequence is padded with the filler id (or
+    truncated, with a log note) to the target audio length and the result is projected to `dim` and
+    ADDED to the target audio tokens (UniAVGen's Linear(512 -> audio dim) choice; the reference-audio
+    tokens receive no transcript). Bytes rather than a pinyin vocabulary keep it language agnostic.
+    """
+
+    in_dim: int = 20              # MMAudio 16k latent channels
+    out_dim: int = 20
+    dim: int = 1536
+    ffn_dim: int = 8960
+    freq_dim: int = 256
+    text_dim: int = 4096          # audio caption from the same umT5 as the video caption
+    text_len: int = 512
+    num_heads: int = 12
+    num_layers: int = 30
+    transcript_dim: int = 512
+    transcript_conv_layers: int = 4
+    transcript_vocab: int = 257   # 256 byte values + the filler id 256
+    qk_norm: bool = True
+    eps: float = 1e-6
+    rope_theta: float = 10000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+
+@dataclass(frozen=True)
+class InteractionConfig:
+    """Global-Local Decoupled Interaction (paper §3.3). Paper-silent values are ours:
+
+    kind: "gldi" (local frame-wise A2V + V2A, global style alignment), "global" (Ovi-style full
+      cross-attention both ways: the paper's ablation baseline), "none" (towers do not talk).
+    layers: which block indices interact (None: every layer, as the paper says "at each layer").
+    a2v_margin: audio context of video latent frame i = audio latents overlapping
+      [i - margin, i + 1 + margin) on the video timeline (0.5 -> ~2 latent frames of audio, ~10 MMAudio
+      latents at 25 fps).
+    v2a_margin: audio latent j attends to the video frame holding its centre and `margin` frames either side.
+    rope_align: rescale source positions onto the target timeline before RoPE (j -> j*Tv/Ta); False = raw
+      indices (the paper's "RoPE align" ablation).
+    global_style: the reference-audio tokens query the whole video (paper Eq. 7).
+    """
+
+    kind: str = "gldi"
+    layers: tuple[int, ...] | None = None
+    a2v_margin: float = 0.5
+    v2a_margin: int = 1
+    rope_align: bool = True
+    global_style: bool = True
+    rope_theta: float = 10000.0
+
+
+@dataclass(frozen=True)
+class HarmonyConfig:
+    name: str = "custom"
+    video: VideoConfig = field(default_factory=VideoConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    interaction: InteractionConfig = field(default_factory=InteractionConfig)
+    codecs: dict[str, Any] = field(default_factory=dict)  # names/configs of the codecs the model was trained with
+
+    def validate(self) -> HarmonyConfig:
+        v, a, i = self.video, self.audio, self.interaction
+        _check(v.dim % v.num_heads == 0, f"video dim {v.dim} is not divisible by num_heads {v.num_heads}")
+        _check(v.head_dim % 2 == 0, f"video head_dim {v.head_dim} must be even for RoPE")
+        _check(a.dim % a.num_heads == 0, f"audio dim {a.dim} is not divisible by num_heads {a.num_heads}")
+        _check(a.head_dim % 2 == 0, f"audio head_dim {a.head_dim} must be even for RoPE")
+        _check(a.num_layers == v.num_layers,
+               f"audio tower depth {a.num_layers} must equal the video tower's {v.num_layers} (blocks pair 1:1)")
+        _check(i.kind in INTERACTION_KINDS, f"interaction.kind {i.kind!r} is not one of {INTERACTION_KINDS}")
+        _check(i.a2v_margin >= 0 and i.v2a_margin >= 0, "interaction margins must be >= 0")
+        for layer in i.layers or ():
+            _check(0 <= layer < v.num_layers, f"interaction layer {layer} outside 0..{v.num_layers - 1}")
+        return self
+
+    def interacting_layers(self) -> tuple[int, ...]:
+        if self.interaction.kind == "none":
+            return ()
+        return tuple(self.interaction.layers) if self.interaction.layers is not None else tuple(
+            range(self.video.num_layers))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HarmonyConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        _check(not unknown, f"unknown config fields {sorted(unknown)}; known: {sorted(known)}")
+        return cls(
+            name=d.get("name", "custom"),
+            video=_sub(VideoConfig, d.get("video", {})),
+            audio=_sub(AudioConfig, d.get("audio", {})),
+            interaction=_sub(InteractionConfig, d.get("interaction", {})),
+            codecs=dict(d.get("codecs", {})),
+        ).validate()
+
+    @classmethod
+    def from_json(cls, s: str) -> HarmonyConfig:
+        return cls.from_dict(json.loads(s))
+
+    def replace(self, **changes: Any) -> HarmonyConfig:
+        """Copy with top-level or dotted changes, e.g. replace(**{"interaction.kind": "global"})."""
+        d = self.to_dict()
+        for key, value in changes.items():
+            node = d
+            *path, leaf = key.split(".")
+            for p in path:
+                node = node[p]
+            _check(leaf in node, f"unknown config field {key!r}")
+            node[leaf] = value
+        return HarmonyConfig.from_dict(d)
+
+
+def _sub(cls: type, d: dict[str, Any]) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(d) - set(known)
+    _check(not unknown, f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+# ----------------------------------------------------------------------------------------------
+# Presets
+# ----------------------------------------------------------------------------------------------
+
+def _harmony_5b() -> HarmonyConfig:
+    return HarmonyConfig(name="harmony-5b", codecs={"video": "wan2.2-vae", "audio": "mmaudio-16k"})
+
+
+def _tiny() -> HarmonyConfig:
+    """A forward well under a second on one CPU core: for tests."""
+    return HarmonyConfig(
+        name="tiny",
+        video=VideoConfig(dim=64, ffn_dim=128, freq_dim=32, text_dim=32, text_len=16, num_heads=4, num_layers=2),
+        audio=AudioConfig(dim=64, ffn_dim=128, freq_dim=32, text_dim=32, text_len=16, num_heads=4, num_layers=2,
+                          transcript_dim=32, transcript_conv_layers=1),
+        codecs={"video": "wan2.2-vae", "audio": "mmaudio-16k"},
+    )
+
+
+PRESETS = {"harmony-5b": _harmony_5b, "tiny": _tiny}
+
+
+def preset(name: str) -> HarmonyConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available: {sorted(PRESETS)}")
+    return PRESETS[name]().validate()

@@ -1,0 +1,122 @@
+"""safetensors checkpoints: strict loading with one clear report, atomic saving, headers without loading.
+
+Never unpickles. Our files carry the config as JSON in the metadata (`harmony_config`). A model is built
+on the meta device and the file's tensors are assigned into it, so a 5B model is never allocated twice.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ..config import AudioConfig, HarmonyConfig
+from . import keymaps
+from .detect import config_for_wan
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = "1"
+CONFIG_KEY = "harmony_config"
+
+
+class CheckpointError(ValueError):
+    """A file that is not what it should be; the message names the file and the offending keys."""
+
+
+@dataclass(frozen=True)
+class Header:
+    path: Path
+    metadata: dict[str, str]
+    shapes: dict[str, tuple[int, ...]]   # as stored (wrapper prefix stripped)
+    dtypes: dict[str, str]
+    prefix: str                          # the wrapper prefix that was stripped ("" if none)
+    keymap: keymaps.KeyMap
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    path: str
+    format: str
+    config: HarmonyConfig
+    loaded: int
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()
+    initialised: tuple[str, ...] = field(default=())   # model parts the file does not provide (fresh init)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self, limit: int = 8) -> str:
+        parts = []
+        for label, items in (("missing", self.missing), ("unexpected", self.unexpected)):
+            if items:
+                more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+                parts.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
+        if self.mismatched:
+            shown = "; ".join(f"{k} expects {list(w)} but the file has {list(g)}" for k, w, g in self.mismatched[:limit])
+            parts.append(f"{len(self.mismatched)} misshaped: {shown}")
+        return " | ".join(parts) or "all keys matched"
+
+
+def read_header(path: str | os.PathLike) -> Header:
+    """Metadata, shapes and dtypes of a safetensors file without loading tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: only .safetensors files are loaded (pickled .pt/.pth/.ckpt never are); "
+                              "convert it with a trusted tool first")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            raw = {k: f.get_slice(k) for k in f.keys()}
+            shapes = {k: tuple(s.get_shape()) for k, s in raw.items()}
+            dtypes = {k: s.get_dtype() for k, s in raw.items()}
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    prefix, stripped = keymaps.strip_wrapper(list(shapes))
+    rename = dict(zip(shapes, stripped))
+    try:
+        keymap = keymaps.detect(stripped)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    return Header(path, metadata, {rename[k]: v for k, v in shapes.items()},
+                  {rename[k]: v for k, v in dtypes.items()}, prefix, keymap)
+
+
+def config_of(header: Header, audio: AudioConfig | None = None) -> HarmonyConfig:
+    if header.keymap is keymaps.HARMONY:
+        if CONFIG_KEY not in header.metadata:
+            raise CheckpointError(f"{header.path}: Harmony checkpoint without '{CONFIG_KEY}' metadata")
+        return HarmonyConfig.from_json(header.metadata[CONFIG_KEY])
+    shapes = {header.keymap.apply(k): v for k, v in header.shapes.items()}
+    return config_for_wan(shapes, header.metadata, audio)
+
+
+def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, str] | None = None,
+                    overwrite: bool = False) -> Path:
+    """Write model weights + config metadata to `path` atomically (temp file in the folder, then rename)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; choose another name (checkpoints are never overwritten silently)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "harmony", "format_version": FORMAT_VERSION, CONFIG_KEY: model.cfg.to_json(), **(metadata or {})}
+    tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,74 @@
+"""Build a HarmonyModel from a checkpoint: meta-device construction, strict assignment, one report."""
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from safetensors import safe_open
+
+from ..config import AudioConfig, HarmonyConfig
+from ..model.harmony import HarmonyModel
+from .checkpoint import CheckpointError, Header, LoadReport, config_of, read_header
+
+log = logging.getLogger(__name__)
+
+
+def build_empty(cfg: HarmonyConfig, attention: str = "sdpa") -> HarmonyModel:
+    """A model whose parameters live on the meta device (no memory)."""
+    with torch.device("meta"):
+        return HarmonyModel(cfg, attention)
+
+
+def compare(model: torch.nn.Module, shapes: dict[str, tuple[int, ...]], parts: tuple[str, ...],
+            ) -> tuple[tuple[str, ...], tuple[str, ...], tuple]:
+    """(missing, unexpected, mismatched) of a file's shapes against a model, within `parts`."""
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.split(".", 1)[0] in parts}
+    missing = tuple(sorted(set(want) - set(shapes)))
+    unexpected = tuple(sorted(set(shapes) - set(want)))
+    mismatched = tuple((k, want[k], shapes[k]) for k in sorted(set(want) & set(shapes)) if want[k] != shapes[k])
+    return missing, unexpected, mismatched
+
+
+def load_model(path: str | os.PathLike, attention: str = "sdpa", dtype: torch.dtype | None = None,
+               device: str | torch.device = "cpu", audio: AudioConfig | None = None,
+               ) -> tuple[HarmonyModel, LoadReport]:
+    """Load a Harmony checkpoint, or a plain Wan2.2 DiT (video tower; audio tower and interaction are
+    freshly initialised, as in the paper's stage 3). Raises CheckpointError naming every missing,
+    unexpected and misshaped key."""
+    header = read_header(path)
+    cfg = config_of(header, audio)
+    model = build_empty(cfg, attention)
+    parts = header.keymap.parts
+    shapes = {header.keymap.apply(k): v for k, v in header.shapes.items()}
+    missing, unexpected, mismatched = compare(model, shapes, parts)
+    fresh = tuple(p for p in ("video", "audio", "interaction") if p not in parts)
+    report = LoadReport(str(header.path), header.keymap.name, cfg, len(shapes), missing, unexpected, mismatched, fresh)
+    if not report.ok:
+        raise CheckpointError(f"{header.path} ({header.keymap.description}) does not fit the model: "
+                              f"{report.describe()}")
+    _assign(model, header, device, dtype)
+    if fresh:
+        model.rebuild_parts(fresh, device=device, dtype=dtype)
+        log.info("%s: %s freshly initialised (not in the file)", header.path.name, ", ".join(fresh))
+    _assert_materialised(model, header)
+    return model.eval(), report
+
+
+def _assign(model: HarmonyModel, header: Header, device: str | torch.device, dtype: torch.dtype | None) -> None:
+    """Read tensors one by one (converted as they arrive) and assign them into the meta model."""
+    state = {}
+    with safe_open(str(header.path), framework="pt", device="cpu") as f:
+        for stored in f.keys():
+            key = header.keymap.apply(stored[len(header.prefix):])
+            t = f.get_tensor(stored)
+            if dtype is not None and t.is_floating_point():
+                t = t.to(dtype)
+            state[key] = t.to(device)
+    model.load_state_dict(state, strict=False, assign=True)
+
+
+def _assert_materialised(model: torch.nn.Module, header: Header) -> None:
+    left = [n for n, p in model.named_parameters() if p.is_meta]
+    if left:
+        raise CheckpointError(f"{header.path}: parameters left uninitialised: {left[:8]}")

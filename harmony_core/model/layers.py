@@ -1,0 +1,65 @@
+"""Building blocks shared by both towers: Wan-style attention modules and modulation helpers.
+
+Parameter names follow Wan2.2 (`q`, `k`, `v`, `o`, `norm_q`, `norm_k`) so a Wan checkpoint loads with
+zero renames. q/k RMSNorm runs over the full width before the head split, as in Wan.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..attention import Backend
+from .embeddings import RMSNorm, Rope
+
+
+def to_weight_dtype(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """Cast an activation to the dtype of a layer's weight (the residual stream stays float32)."""
+    return x.to(layer.weight.dtype)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x * (1 + scale) + shift, in float32."""
+    return x.float() * (1 + scale) + shift
+
+
+def gelu_mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
+    """Linear -> GELU(tanh) -> Linear (Wan's ffn and text_embedding); indices 0 and 2 hold weights."""
+    return nn.Sequential(nn.Linear(dim_in, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, dim_out))
+
+
+class Attention(nn.Module):
+    """Multi-head attention with Wan's parameter names; queries from x, keys/values from `source`.
+
+    x [B, Lq, Cq], source [B, Lk, Ckv] -> [B, Lq, C]. q/k may be rotated by separate Rope objects.
+    """
+
+    def __init__(self, dim: int, num_heads: int, backend: Backend, kv_dim: int | None = None,
+                 qk_norm: bool = True, eps: float = 1e-6, q_dim: int | None = None) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.backend = backend
+        self.q = nn.Linear(q_dim or dim, dim)
+        self.k = nn.Linear(kv_dim or dim, dim)
+        self.v = nn.Linear(kv_dim or dim, dim)
+        self.o = nn.Linear(dim, q_dim or dim)
+        self.norm_q = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        self.norm_k = RMSNorm(dim, eps) if qk_norm else nn.Identity()
+
+    def project_q(self, x: torch.Tensor, rope: Rope | None = None) -> torch.Tensor:
+        q = self.norm_q(self.q(to_weight_dtype(x, self.q))).unflatten(-1, (self.num_heads, -1))  # [B, L, H, D]
+        return rope.apply(q) if rope is not None else q
+
+    def project_kv(self, source: torch.Tensor, rope: Rope | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        src = to_weight_dtype(source, self.k)
+        k = self.norm_k(self.k(src)).unflatten(-1, (self.num_heads, -1))                    # [B, L, H, D]
+        v = self.v(src).unflatten(-1, (self.num_heads, -1))
+        return (rope.apply(k) if rope is not None else k), v
+
+    def out(self, attended: torch.Tensor) -> torch.Tensor:
+        return self.o(attended.flatten(-2))                                                  # [B, L, C]
+
+    def forward(self, x: torch.Tensor, source: torch.Tensor | None = None, q_rope: Rope | None = None,
+                k_rope: Rope | None = None, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        q = self.project_q(x, q_rope)
+        k, v = self.project_kv(x if source is None else source, k_rope)
+        return self.out(self.backend(q, k, v, key_mask))
