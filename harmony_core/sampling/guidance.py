@@ -1,0 +1,197 @@
+"""Guidance: per-modality text CFG and SyncCFG, evaluated as ONE batched denoiser call per step.
+
+Passes (rows stacked along the batch: row p * B + b is pass p, item b):
+- "J"  joint positive: current latents at their per-frame sigmas, cond 0. Always.
+- "U"  the same inputs with cond 1 (negative / empty text), when the text-CFG scale of a generated
+       modality != 1.
+- "AD" audio-driven negative: video as in J, audio replaced by the mute-audio anchor (clean, t_a = 0), cond 0,
+       when SyncCFG's video scale != 1 in range and video is generated (arXiv 2511.21579 Eq. 9).
+- "VD" video-driven negative: video replaced by the static-video anchor (clean, t_v = 0), audio as in J,
+       cond 0, when SyncCFG's audio scale != 1 in range and audio is generated (Eq. 10).
+
+Combination (Eq. 9/10 written as J + (s - 1)(J - neg), identical to AD + s (J - AD), plus text CFG):
+    v_video = J_v + (s_v - 1)(J_v - AD_v) + (g_v - 1)(J_v - U_v)
+    v_audio = J_a + (s_a - 1)(J_a - VD_a) + (g_a - 1)(J_a - U_a)
+
+The anchors are tensors the caller passes in; the codec layer builds them (`AudioCodec.silence_latent`: the
+encoding of an all-zero waveform; `VideoCodec.static_latent`: one image held for every frame). The paper does
+not say how they are made (method.md §4.5); the negatives keep the positive text (cond 0) so the difference
+isolates the cross-modal effect.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from .modes import ModeSpec
+from .solvers import AV
+
+JOINT, UNCOND, AUDIO_DRIVEN, VIDEO_DRIVEN = "J", "U", "AD", "VD"
+MODALITIES = ("video", "audio")
+
+
+class Denoiser(Protocol):
+    """The model contract: velocity (noise - x0) for both modalities.
+
+    video [N, Cv, Tv, h, w], audio [N, Ca, Ta], t_video [N, Tv], t_audio [N, Ta] (per-frame sigma in [0, 1]),
+    cond_index [N] long (0 = positive text, 1 = negative / unconditional). Returns (v_video, v_audio).
+    """
+
+    def __call__(self, video: torch.Tensor, audio: torch.Tensor, t_video: torch.Tensor, t_audio: torch.Tensor,
+                 cond_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass(frozen=True)
+class _ScaledGuider:
+    """A per-modality guidance scale applied on the step-fraction range [start, end)."""
+
+    video_scale: float = 1.0
+    audio_scale: float = 1.0
+    start: float = 0.0
+    end: float = 1.0
+
+    def __post_init__(self) -> None:
+        kind = type(self).__name__
+        for key in ("video_scale", "audio_scale", "start", "end"):
+            if not math.isfinite(getattr(self, key)):
+                raise ValueError(f"{kind}.{key} must be a finite number, got {getattr(self, key)}")
+        if not 0.0 <= self.start <= 1.0 or not 0.0 <= self.end <= 1.0:
+            raise ValueError(f"{kind} range must lie in [0, 1] (fractions of the schedule), got "
+                             f"start={self.start}, end={self.end}")
+
+    def enabled(self, step_fraction: float) -> bool:
+        """True when step k of n (step_fraction = k / n) lies in [start, end); start >= end is empty."""
+        return self.start <= step_fraction < self.end
+
+    def scale(self, modality: str) -> float:
+        """The scale for "video" or "audio"."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        return self.video_scale if modality == "video" else self.audio_scale
+
+    def active(self, modality: str, step_fraction: float) -> bool:
+        """True when this guider needs its negative pass for `modality` at this step."""
+        return self.scale(modality) != 1.0 and self.enabled(step_fraction)
+
+    def delta(self, modality: str, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        """(scale - 1) * (positive - negative): what guidance adds to the positive prediction."""
+        return (self.scale(modality) - 1.0) * (positive - negative)
+
+
+@dataclass(frozen=True)
+class TextCFG(_ScaledGuider):
+    """Classifier-free guidance on the text condition per modality (Ho & Salimans 2022, arXiv 2207.12598;
+    per-modality scales as in Ovi). Default 1 = off: Harmony's guidance is SyncCFG."""
+
+
+@dataclass(frozen=True)
+class SyncCFG(_ScaledGuider):
+    """Synchronization-enhanced CFG (arXiv 2511.21579 §3.4, Eq. 9-10); defaults s_v = 3, s_a = 2 (§B)."""
+
+    video_scale: float = 3.0
+    audio_scale: float = 2.0
+
+
+@dataclass(frozen=True, eq=False)
+class SyncAnchors:
+    """SyncCFG negative anchors, clean latents built by the codecs: mute_audio [B|1, Ca, Ta]
+    (`AudioCodec.silence_latent`), static_video [B|1, Cv, Tv, h, w] (`VideoCodec.static_latent`)."""
+
+    mute_audio: torch.Tensor | None = None
+    static_video: torch.Tensor | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Guidance:
+    """Everything guidance needs for one generation."""
+
+    sync: SyncCFG = field(default_factory=SyncCFG)
+    text: TextCFG = field(default_factory=TextCFG)
+    anchors: SyncAnchors = field(default_factory=SyncAnchors)
+
+    def passes(self, step_fraction: float, generates_video: bool, generates_audio: bool) -> tuple[str, ...]:
+        """The passes to run at one step, in batch order."""
+        gen = {"video": generates_video, "audio": generates_audio}
+        out = [JOINT]
+        if any(gen[m] and self.text.active(m, step_fraction) for m in MODALITIES):
+            out.append(UNCOND)
+        if generates_video and self.sync.active("video", step_fraction):
+            out.append(AUDIO_DRIVEN)
+        if generates_audio and self.sync.active("audio", step_fraction):
+            out.append(VIDEO_DRIVEN)
+        return tuple(out)
+
+
+def plan_passes(guidance: Guidance, mode: ModeSpec, steps: int) -> list[tuple[str, ...]]:
+    """The pass list of every step (step k has step_fraction k / steps), for logging and benchmarks."""
+    gen_v, gen_a = mode.generates_video, mode.generates_audio
+    return [guidance.passes(k / steps, gen_v, gen_a) for k in range(steps)]
+
+
+def check_anchors(guidance: Guidance, plan: list[tuple[str, ...]], x: AV) -> None:
+    """Raise before sampling when a planned SyncCFG pass lacks its anchor or the anchor's shape is wrong."""
+    needed = {p for step in plan for p in step}
+    for pass_name, anchor, lat, what, knob in (
+            (AUDIO_DRIVEN, guidance.anchors.mute_audio, x.audio, "mute_audio", "SyncCFG video_scale"),
+            (VIDEO_DRIVEN, guidance.anchors.static_video, x.video, "static_video", "SyncCFG audio_scale")):
+        if pass_name not in needed:
+            continue
+        if anchor is None:
+            raise ValueError(f"{knob} != 1 needs SyncAnchors.{what} (built by the codec); pass it or set the "
+                             f"scale to 1 / the range to empty")
+        if anchor.shape[1:] != lat.shape[1:] or anchor.shape[0] not in (1, lat.shape[0]):
+            raise ValueError(f"SyncAnchors.{what} {tuple(anchor.shape)} must match the latent "
+                             f"{tuple(lat.shape)} (batch may be 1)")
+
+
+def _pass_inputs(name: str, x: AV, sigma: AV, anchors: SyncAnchors) -> tuple[torch.Tensor, ...]:
+    """(video, audio, t_video, t_audio, cond) of one pass for B items."""
+    b = x.video.shape[0]
+    cond = torch.full((b,), 1 if name == UNCOND else 0, dtype=torch.long, device=x.video.device)  # [B]
+    if name in (JOINT, UNCOND):
+        return x.video, x.audio, sigma.video, sigma.audio, cond
+    if name == AUDIO_DRIVEN:
+        mute = anchors.mute_audio.to(x.audio).expand_as(x.audio)  # [B, Ca, Ta]
+        return x.video, mute, sigma.video, torch.zeros_like(sigma.audio), cond
+    static = anchors.static_video.to(x.video).expand_as(x.video)  # [B, Cv, Tv, h, w]
+    return static, x.audio, torch.zeros_like(sigma.video), sigma.audio, cond
+
+
+def run_passes(denoiser: Denoiser, x: AV, sigma: AV, anchors: SyncAnchors,
+               passes: tuple[str, ...]) -> dict[str, AV]:
+    """Evaluate all passes in ONE denoiser call (rows p * B + b) and split the outputs per pass."""
+    inputs = [_pass_inputs(p, x, sigma, anchors) for p in passes]
+    video, audio, t_video, t_audio, cond = (torch.cat(parts, dim=0) for parts in zip(*inputs))  # [P*B, ...]
+    out_v, out_a = denoiser(video, audio, t_video, t_audio, cond)
+    if out_v.shape != video.shape or out_a.shape != audio.shape:
+        raise ValueError(f"denoiser returned {tuple(out_v.shape)} / {tuple(out_a.shape)}, expected the input "
+                         f"shapes {tuple(video.shape)} / {tuple(audio.shape)}")
+    b = x.video.shape[0]
+    # P x ([B, Cv, Tv, h, w], [B, Ca, Ta])
+    return {p: AV(v, a) for p, v, a in zip(passes, out_v.split(b), out_a.split(b))}
+
+
+def combine(outputs: dict[str, AV], guidance: Guidance) -> AV:
+    """Guided velocity from the pass outputs: J + SyncCFG delta + text-CFG delta per modality."""
+    j = outputs[JOINT]
+    video, audio = j.video, j.audio
+    if AUDIO_DRIVEN in outputs:
+        video = video + guidance.sync.delta("video", j.video, outputs[AUDIO_DRIVEN].video)
+    if VIDEO_DRIVEN in outputs:
+        audio = audio + guidance.sync.delta("audio", j.audio, outputs[VIDEO_DRIVEN].audio)
+    if UNCOND in outputs:
+        if guidance.text.video_scale != 1.0:
+            video = video + guidance.text.delta("video", j.video, outputs[UNCOND].video)
+        if guidance.text.audio_scale != 1.0:
+            audio = audio + guidance.text.delta("audio", j.audio, outputs[UNCOND].audio)
+    return AV(video, audio)
+
+
+def guided_velocity(denoiser: Denoiser, x: AV, sigma: AV, guidance: Guidance, passes: tuple[str, ...]) -> AV:
+    """One batched denoiser call for `passes`, combined into the guided velocity for both modalities."""
+    if not passes or passes[0] != JOINT:
+        raise ValueError(f"the pass list must start with the joint pass {JOINT!r}, got {passes}")
+    return combine(run_passes(denoiser, x, sigma, guidance.anchors, passes), guidance)

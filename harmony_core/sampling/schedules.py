@@ -1,0 +1,42 @@
+"""Flow-matching sigma schedules (rectified flow x_sigma = (1 - sigma) x0 + sigma noise; 1 = pure noise).
+
+Harmony samples with 40 steps and shift 5 (arXiv 2511.21579 §B "maintained at 5"); the schedule is Wan's
+(`wan/utils/fm_solvers.py` `get_sampling_sigmas` + the flow schedulers' `final_sigmas_type="zero"`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+DEFAULT_STEPS = 40
+DEFAULT_SHIFT = 5.0
+
+
+def _check_shift(shift: float) -> None:
+    if not (math.isfinite(shift) and shift > 0):
+        raise ValueError(f"shift must be a finite number > 0 (Harmony uses 5, 1 = no shift), got {shift}")
+
+
+def shift_sigma(sigma: torch.Tensor | float, shift: float) -> torch.Tensor | float:
+    """Timestep shift sigma' = shift * sigma / (1 + (shift - 1) * sigma) (SD3 / Wan).
+
+    Maps [0, 1] onto [0, 1] keeping both ends; shift > 1 spends more steps at high noise. Used by the
+    sampling schedule and by training to shift uniformly drawn sigmas ("flow matching with shift of 5").
+    """
+    _check_shift(shift)
+    return shift * sigma / (1 + (shift - 1) * sigma)
+
+
+def flow_sigmas(steps: int = DEFAULT_STEPS, shift: float = DEFAULT_SHIFT) -> torch.Tensor:
+    """The `steps + 1` sigma levels of a flow-matching sampler, from exactly 1 down to exactly 0, float32.
+
+    Same values as Wan: `get_sampling_sigmas` shifts `numpy.linspace(1, 0, steps + 1)[:steps]` in float64
+    (numpy's linspace is `1 + i * (-1 / steps)`), the scheduler's `set_timesteps` (built with shift=1, so no
+    second shift) appends a final 0 and casts to float32. shift(1) = 1, so the first level is exactly 1.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    base = torch.arange(steps, dtype=torch.float64) * (-1.0 / steps) + 1.0  # [steps], 1 .. 1/steps
+    shifted = shift_sigma(base, float(shift))
+    return torch.cat([shifted, shifted.new_zeros(1)]).to(torch.float32)  # [steps + 1]
