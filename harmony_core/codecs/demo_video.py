@@ -1,0 +1,191 @@
+"""Demo video codec: a fixed orthonormal block transform with no learned weights.
+
+Made for the bundled demo model only (small synthetic clips of flat shapes, 64x64 px, 25 fps); it is not a
+stand-in for the Wan2.2 VAE. It keeps Wan2.2's causal timeline (`timeline.py`): F = 4k + 1 pixel frames map to
+k + 1 latent frames, latent 0 is pixel frame 0 alone and latent i >= 1 is pixel frames 4i-3 .. 4i.
+
+Transform. A latent cell covers 4 frames x 3 colours x 8 x 8 pixels (768 values). They are expanded on the
+orthonormal basis DCT-II over time (4) (x) colour (Y, C1, C2) (x) DCT-II over rows (8) (x) DCT-II over
+columns (8), and the `latent_channels` coefficients of lowest cost are kept, cost = t + u + v + [chroma]
+(t: temporal frequency, u, v: spatial frequencies; ties go to lower t, then Y, C1, C2, then zig-zag).
+Latent 0 encodes frame 0 held for 4 frames, so its temporal coefficients (t >= 1) are zero and its decode is
+the 4 frames' mean. The default 16 channels are: for the mean of the 4 frames, luma with u + v <= 2 (6) and
+both chroma axes with u + v <= 1 (3 + 3); for the temporal first difference (t = 1, ~ a slope over the 4
+frames), luma DC and first gradients (3) and the C1 (red-blue) DC (1). 16 is where the extra PSNR per channel
+flattens on the demo clips (moving shapes: 12 ch 21.8 dB, 16 ch 22.8 dB, 32 ch 24.3 dB, 64 ch 25.9 dB).
+
+Decoding applies the transpose (the basis is orthonormal), so decode(encode(x)) is the orthogonal projection
+onto the kept coefficients (exact with latent_channels = 768). Latents are the coefficients divided by fixed
+constants: 8 for the DC term (16 x a pixel std of 0.5), (t + u + v) ** -1.5 otherwise, which brings the
+synthetic demo clips to roughly unit variance per channel.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from einops import rearrange
+
+from ..timeline import VIDEO_TEMPORAL_STRIDE, latent_frames_for, pixel_frames_for
+from .base import VideoCodec
+
+SPATIAL_STRIDE = 8
+TEMPORAL_STRIDE = VIDEO_TEMPORAL_STRIDE
+_COLOURS = 3
+GROUP_SIZE = TEMPORAL_STRIDE * _COLOURS * SPATIAL_STRIDE * SPATIAL_STRIDE  # 768 values per latent cell
+DC_SCALE = 8.0
+
+
+@dataclass(frozen=True)
+class DemoVideoConfig:
+    """Settings of the demo video codec. `latent_channels`: transform coefficients kept (1..768)."""
+
+    latent_channels: int = 16
+
+    def validate(self) -> None:
+        """Raise ValueError when a setting is out of range."""
+        if not isinstance(self.latent_channels, int) or not 1 <= self.latent_channels <= GROUP_SIZE:
+            raise ValueError(
+                f"DemoVideoConfig.latent_channels={self.latent_channels!r} is not accepted: "
+                f"use an integer from 1 to {GROUP_SIZE} (default 16)."
+            )
+
+
+def dct_matrix(n: int) -> torch.Tensor:
+    """Orthonormal DCT-II matrix [n, n] in float64; row k is the basis vector of frequency k."""
+    k = torch.arange(n, dtype=torch.float64)[:, None]
+    i = torch.arange(n, dtype=torch.float64)[None, :]
+    m = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    m[0] /= math.sqrt(2.0)
+    return m
+
+
+def colour_matrix() -> torch.Tensor:
+    """Orthonormal RGB -> (Y, C1, C2) matrix [3, 3] in float64: Y ~ R+G+B, C1 ~ R-B, C2 ~ R-2G+B."""
+    m = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]], dtype=torch.float64)
+    return m / m.norm(dim=1, keepdim=True)
+
+
+def coefficient_order() -> list[tuple[int, int, int, int]]:
+    """All 768 coefficients (t, colour, u, v), cheapest first (see the module docstring for the cost)."""
+    s = SPATIAL_STRIDE
+    grid = itertools.product(range(TEMPORAL_STRIDE), range(_COLOURS), range(s), range(s))
+    return sorted(grid, key=lambda k: (k[0] + k[2] + k[3] + (k[1] > 0), k[0], k[1], k[2] + k[3], k[2]))
+
+
+def _basis(order: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """Kept basis vectors [K, 768] (float64), each flattened in the cell layout (frame, rgb, row, column)."""
+    full = torch.einsum("tf,cr,uy,vx->tcuvfryx", dct_matrix(TEMPORAL_STRIDE), colour_matrix(),
+                        dct_matrix(SPATIAL_STRIDE), dct_matrix(SPATIAL_STRIDE))
+    s = SPATIAL_STRIDE
+    full = full.reshape(TEMPORAL_STRIDE, _COLOURS, s, s, GROUP_SIZE)  # [t, c, u, v, 768]
+    return torch.stack([full[t, c, u, v] for t, c, u, v in order])
+
+
+def _scales(order: list[tuple[int, int, int, int]]) -> torch.Tensor:
+    """Fixed normalisation constant per kept coefficient [K] (float64)."""
+    return torch.tensor([DC_SCALE if t + u + v == 0 else (t + u + v) ** -1.5 for t, _, u, v in order],
+                        dtype=torch.float64)
+
+
+class DemoVideoCodec(VideoCodec):
+    """Causal 4x8x8 demo video codec built from fixed DCTs (no learned weights, empty state_dict)."""
+
+    name = "demo_video"
+    temporal_stride = TEMPORAL_STRIDE
+    spatial_stride = SPATIAL_STRIDE
+
+    def __init__(self, config: DemoVideoConfig | None = None) -> None:
+        super().__init__()
+        self.config = config if config is not None else DemoVideoConfig()
+        self.config.validate()
+        self.latent_channels = self.config.latent_channels
+        order = coefficient_order()[: self.latent_channels]
+        self.register_buffer("basis", _basis(order).float(), persistent=False)  # [K, 768]
+        self.register_buffer("scale", _scales(order).float(), persistent=False)  # [K]
+
+    @classmethod
+    def default(cls) -> DemoVideoCodec:
+        """The codec the bundled demo model is trained with (16 channels)."""
+        return cls(DemoVideoConfig())
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON-able description, stored in checkpoint metadata; `from_config` rebuilds the same codec."""
+        return {"name": self.name, **asdict(self.config)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> DemoVideoCodec:
+        """Rebuild a codec from `to_config()` output; ValueError on another codec's name or unknown keys."""
+        return cls(DemoVideoConfig(**config_fields_from_dict(cls.name, DemoVideoConfig, config)))
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Pixels [B, 3, F, H, W] in [-1, 1] (F = 4k + 1; H, W multiples of 8) -> [B, C, k + 1, H/8, W/8]."""
+        self._check_frames(frames)
+        x = frames.to(self.basis.device, self.basis.dtype)
+        b, _, f, h, w = x.shape
+        tv = latent_frames_for(f, TEMPORAL_STRIDE)
+        s = SPATIAL_STRIDE
+        out = x.new_empty(b, self.latent_channels, tv, h // s, w // s)
+        for i in range(tv):
+            if i == 0:
+                group = x[:, :, :1].expand(-1, -1, TEMPORAL_STRIDE, -1, -1)  # [B, 3, 4, H, W], frame 0 held
+            else:
+                group = x[:, :, TEMPORAL_STRIDE * (i - 1) + 1: TEMPORAL_STRIDE * i + 1]  # [B, 3, 4, H, W]
+            cells = rearrange(group, "b c f (h y) (w x) -> b h w (f c y x)", y=s, x=s)  # [B, h, w, 768]
+            coef = cells @ self.basis.T / self.scale  # [B, h, w, K]
+            out[:, :, i] = coef.permute(0, 3, 1, 2)  # [B, K, h, w]
+        return out
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent [B, C, Tv, h, w] -> pixels [B, 3, 4(Tv-1)+1, 8h, 8w] clamped to [-1, 1]."""
+        self._check_latent(latent)
+        z = latent.to(self.basis.device, self.basis.dtype)
+        b, _, tv, h, w = z.shape
+        s = SPATIAL_STRIDE
+        out = z.new_empty(b, _COLOURS, pixel_frames_for(tv, TEMPORAL_STRIDE), h * s, w * s)
+        for i in range(tv):
+            coef = z[:, :, i].permute(0, 2, 3, 1) * self.scale  # [B, h, w, K]
+            group = rearrange(coef @ self.basis, "b h w (f c y x) -> b c f (h y) (w x)",
+                              f=TEMPORAL_STRIDE, c=_COLOURS, y=s, x=s)  # [B, 3, 4, H, W]
+            if i == 0:
+                out[:, :, :1] = group.mean(dim=2, keepdim=True)
+            else:
+                out[:, :, TEMPORAL_STRIDE * (i - 1) + 1: TEMPORAL_STRIDE * i + 1] = group
+        return out.clamp_(-1.0, 1.0)
+
+    def _check_frames(self, frames: torch.Tensor) -> None:
+        if frames.ndim != 5 or frames.shape[1] != _COLOURS:
+            raise ValueError(
+                f"DemoVideoCodec.encode expects pixels [B, 3, F, H, W]; got shape {tuple(frames.shape)}."
+            )
+        h, w = frames.shape[-2:]
+        if h == 0 or w == 0 or h % SPATIAL_STRIDE or w % SPATIAL_STRIDE:
+            raise ValueError(
+                f"DemoVideoCodec needs height and width that are positive multiples of {SPATIAL_STRIDE}; "
+                f"got {h}x{w} (e.g. {max(1, h // SPATIAL_STRIDE) * SPATIAL_STRIDE}x"
+                f"{max(1, w // SPATIAL_STRIDE) * SPATIAL_STRIDE})."
+            )
+        latent_frames_for(frames.shape[2], TEMPORAL_STRIDE)
+
+    def _check_latent(self, latent: torch.Tensor) -> None:
+        if latent.ndim != 5 or latent.shape[1] != self.latent_channels or latent.shape[2] < 1:
+            raise ValueError(
+                f"DemoVideoCodec.decode expects a latent [B, {self.latent_channels}, Tv >= 1, h, w]; "
+                f"got shape {tuple(latent.shape)}."
+            )
+
+
+def config_fields_from_dict(name: str, config_cls: type, config: dict[str, Any]) -> dict[str, Any]:
+    """Checks a codec config dict (an optional matching "name" plus dataclass fields); returns the fields."""
+    given = dict(config)
+    given_name = given.pop("name", name)
+    if given_name != name:
+        raise ValueError(f"codec config names {given_name!r}, expected {name!r}.")
+    accepted = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        raise ValueError(f"unknown {name} config keys {unknown}; accepted: {['name', *sorted(accepted)]}.")
+    return given
