@@ -1,0 +1,240 @@
+"""Synthetic audio-visual clips whose timing agrees across modalities, generated on the fly from a seed.
+
+Two scene kinds (our construction; the paper trains on real data, arXiv 2511.21579 §4):
+- "impact": 1-3 objects (circle/square/triangle x red/green/blue/yellow) bounce on a floor; every impact
+  squashes the object and flashes a splash on the floor, and makes a sound whose pitch follows the colour
+  and whose timbre follows the shape (see synthetic_audio.py).
+- "speaker": a face glyph whose mouth opening follows the amplitude envelope of a formant-filtered voiced
+  buzz, syllable by syllable.
+Captions say what is seen and how it sounds, never when. Impacts happen half-way between two frames,
+t_e = (k - 0.5) / fps, so frame k is the first to show the impact and the sound starts inside the frame
+difference k - 1 -> k (the grid the sync metrics use).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..timeline import latent_frames_for
+from .synthetic_audio import (COLOUR_PITCH_WORD, SHAPE_TIMBRE, VOWEL_FORMANTS, Syllable, finish_wave,
+                              impact_sound, syllable_envelope, voice_sound)
+from .synthetic_scenes import (BACKGROUNDS, FACE_COLOURS, FLOORS, OBJECT_COLOURS, SHAPES, BouncingObject,
+                               render_impact, render_speaker)
+
+KINDS = ("impact", "speaker")
+CONSONANTS = "bdgklmnpst"
+MIN_EVENT_GAP_FRAMES = 3  # impacts of different objects stay this many frames apart
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """What to generate. Defaults suit the tiny CPU demo model: 64x64 px, 25 fps, 81 frames (3.24 s),
+    16 kHz mono."""
+
+    kind: str = "impact"
+    num_frames: int = 81
+    height: int = 64
+    width: int = 64
+    fps: Fraction = field(default=Fraction(25))
+    sample_rate: int = 16000
+    max_objects: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown scene kind {self.kind!r}; accepted: {KINDS}")
+        latent_frames_for(self.num_frames)  # raises unless num_frames = 4k + 1
+        if min(self.height, self.width) < 32:
+            raise ValueError(f"frames must be at least 32x32 px, got {self.height}x{self.width}")
+        object.__setattr__(self, "fps", Fraction(self.fps))
+        if self.fps <= 0 or self.sample_rate < 8000:
+            raise ValueError(f"need fps > 0 and sample_rate >= 8000, got {self.fps} and {self.sample_rate}")
+        if self.duration < 1:
+            raise ValueError(f"clips must last at least 1 s to hold events, got {self.num_frames} frames at "
+                             f"{self.fps} fps")
+        if not 1 <= self.max_objects <= 3:
+            raise ValueError(f"max_objects must be 1..3, got {self.max_objects}")
+
+    @property
+    def duration(self) -> Fraction:
+        """Clip length in seconds (num_frames / fps)."""
+        return self.num_frames / self.fps
+
+    @property
+    def num_samples(self) -> int:
+        """Audio samples covering exactly the video's duration."""
+        return round(self.duration * self.sample_rate)
+
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """One generated clip. frames [F, H, W, 3] float32 in [0, 1]; wave [L] float32 mono in [-1, 1]."""
+
+    frames: torch.Tensor
+    wave: torch.Tensor
+    fps: Fraction
+    sample_rate: int
+    video_caption: str
+    audio_caption: str
+    transcript: str
+    kind: str
+    event_times: tuple[float, ...]  # impacts (impact) or syllable onsets (speaker), seconds
+    mouth: torch.Tensor | None     # [F] mouth opening in [0, 1] (speaker), None for impact scenes
+    seed: int
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _impact_frames(rng: np.random.Generator, spec: SceneSpec, n_objects: int) -> list[list[int]]:
+    """Impact frame indices k (impact at (k - 0.5) / fps) per object; impacts of different objects stay
+    MIN_EVENT_GAP_FRAMES apart."""
+    fps = float(spec.fps)
+    lo_gap, hi_gap = max(4, round(0.36 * fps)), max(5, round(0.88 * fps))
+    taken: list[int] = []
+    per_object = []
+    for _ in range(n_objects):
+        frames, k = [], int(rng.integers(2, 2 + round(0.8 * fps)))
+        while k <= spec.num_frames - 1:
+            if all(abs(k - j) >= MIN_EVENT_GAP_FRAMES for j in taken):
+                frames.append(k)
+            k += int(rng.integers(lo_gap, hi_gap + 1))
+        taken += frames
+        per_object.append(frames)
+    return per_object
+
+
+def _impact_objects(rng: np.random.Generator, spec: SceneSpec) -> list[BouncingObject]:
+    """Objects with distinct colours, spread over the width, each with at least one impact in the clip."""
+    n = int(rng.integers(1, spec.max_objects + 1))
+    colours = rng.choice(list(OBJECT_COLOURS), size=n, replace=False)
+    shapes = rng.choice(SHAPES, size=n)
+    fps, end = float(spec.fps), (spec.num_frames - 1) / float(spec.fps)
+    objects = []
+    for j, frames in enumerate(_impact_frames(rng, spec, n)):
+        radius = min(spec.width, spec.height) * float(rng.uniform(0.08, 0.105))
+        x = spec.width * (j + 0.5) / n + float(rng.uniform(-0.04, 0.04)) * spec.width
+        impacts = tuple((k - 0.5) / fps for k in frames)
+        if not impacts:
+            continue
+        before = max(float(rng.uniform(0.4, 0.9)), impacts[0] + 0.2)  # previous bounce lies before the clip
+        after = max(float(rng.uniform(0.4, 0.9)), end - impacts[-1] + 0.2)
+        objects.append(BouncingObject(str(shapes[j]), str(colours[j]), x, radius, impacts, before, after))
+    return objects
+
+
+def _make_impact(seed: int, rng: np.random.Generator, spec: SceneSpec) -> Clip:
+    objects = _impact_objects(rng, spec)
+    background, floor = str(rng.choice(list(BACKGROUNDS))), str(rng.choice(list(FLOORS)))
+    frames = render_impact(objects, background, floor, spec.num_frames, spec.height, spec.width,
+                           float(spec.fps))
+    wave = torch.zeros(spec.num_samples)
+    for obj in objects:
+        gains = list(rng.uniform(0.7, 1.0, size=len(obj.impacts)))
+        wave = wave + impact_sound(list(obj.impacts), obj.colour, obj.shape, gains, spec.sample_rate,
+                                   spec.num_samples, rng)
+    names = [f"a {o.colour} {o.shape}" for o in objects]
+    video_caption = f"{_join(names)} bouncing on a {floor} floor in front of a {background} wall"
+    sounds = [f"the {o.colour} {o.shape} lands with a {COLOUR_PITCH_WORD[o.colour]} "
+              f"{SHAPE_TIMBRE[o.shape].words}" for o in objects]
+    events = tuple(sorted(t for o in objects for t in o.impacts))
+    return Clip(frames, finish_wave(wave, rng), spec.fps, spec.sample_rate, video_caption,
+                "; ".join(sounds) + ", over a faint hiss", "", "impact", events, None, seed)
+
+
+def _syllables(rng: np.random.Generator, duration: float) -> list[Syllable]:
+    """Syllables at about 2.5 per second (fast attack, slow release) with short gaps and occasional pauses,
+    ending before the clip does."""
+    syllables, t = [], float(rng.uniform(0.1, 0.4))
+    while t < duration - 0.25:
+        attack, hold, release = rng.uniform(0.02, 0.045), rng.uniform(0.03, 0.1), rng.uniform(0.12, 0.22)
+        vowel = str(rng.choice(list(VOWEL_FORMANTS)))
+        syllables.append(Syllable(t, float(attack), float(hold), float(release), float(rng.uniform(0.6, 1.0)),
+                                  vowel))
+        pause = rng.uniform(0.25, 0.5) if rng.random() < 0.15 else rng.uniform(0.0, 0.08)
+        t += float(attack + hold + release + pause)
+    return syllables
+
+
+def _transcript(rng: np.random.Generator, syllables: list[Syllable]) -> str:
+    """Nonsense words: one consonant-vowel pair per syllable (its vowel sets the formants), 1-3 a word."""
+    sounds = [str(rng.choice(list(CONSONANTS))) + s.vowel for s in syllables]
+    words, i = [], 0
+    while i < len(sounds):
+        n = int(rng.integers(1, 4))
+        words.append("".join(sounds[i:i + n]))
+        i += n
+    return " ".join(words)
+
+
+def _make_speaker(seed: int, rng: np.random.Generator, spec: SceneSpec) -> Clip:
+    syllables = _syllables(rng, float(spec.duration))
+    deep = bool(rng.random() < 0.5)
+    f0 = float(rng.uniform(100, 125) if deep else rng.uniform(190, 230))
+    wave = voice_sound(syllables, f0, spec.sample_rate, spec.num_samples, rng)
+    frame_times = torch.arange(spec.num_frames, dtype=torch.float32) / float(spec.fps)
+    mouth = syllable_envelope(syllables, frame_times).amax(0).clamp(0.0, 1.0)  # [F]
+    background, face = str(rng.choice(list(BACKGROUNDS))), str(rng.choice(list(FACE_COLOURS)))
+    frames = render_speaker(mouth, background, face, spec.height, spec.width)
+    video_caption = (f"{_article(face)} {face} cartoon face with a round mouth talking in front of a "
+                     f"{background} wall")
+    audio_caption = f"a {'deep' if deep else 'high'} buzzing voice chanting syllables, over a faint hiss"
+    return Clip(frames, finish_wave(wave, rng), spec.fps, spec.sample_rate, video_caption, audio_caption,
+                _transcript(rng, syllables), "speaker", tuple(s.onset for s in syllables), mouth, seed)
+
+
+def make_clip(seed: int, spec: SceneSpec) -> Clip:
+    """Generate one clip of `spec.kind`; a pure function of (seed, spec)."""
+    rng = np.random.default_rng(seed)
+    if spec.kind == "impact":
+        return _make_impact(seed, rng, spec)
+    return _make_speaker(seed, rng, spec)
+
+
+def clip_seed(seed: int, index: int) -> int:
+    """The seed of clip `index` of the stream started by `seed` (independent streams via SeedSequence)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+def stream_clip(seed: int, index: int, spec: SceneSpec, kinds: Sequence[str] = KINDS) -> Clip:
+    """Clip `index` of the stream `seed`; kinds alternate (index mod len(kinds)) so batches are balanced."""
+    if not kinds:
+        raise ValueError(f"kinds must name at least one scene kind of {KINDS}")
+    return make_clip(clip_seed(seed, index), replace(spec, kind=kinds[index % len(kinds)]))
+
+
+class SyntheticClips(Dataset):
+    """Map-style dataset of `length` clips: item i is `stream_clip(seed, i, spec, kinds)`."""
+
+    def __init__(self, seed: int, length: int, spec: SceneSpec = SceneSpec(),
+                 kinds: Sequence[str] = KINDS) -> None:
+        self.seed, self.length, self.spec, self.kinds = seed, length, spec, tuple(kinds)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> Clip:
+        if not 0 <= index < self.length:
+            raise IndexError(f"clip index {index} out of range 0..{self.length - 1}")
+        return stream_clip(self.seed, index, self.spec, self.kinds)
+
+
+def synthetic_batches(seed: int, batch_size: int, spec: SceneSpec = SceneSpec(),
+                      kinds: Sequence[str] = KINDS, num_batches: int | None = None) -> Iterator[list[Clip]]:
+    """Yield lists of `batch_size` clips from the stream `seed` (endless when num_batches is None)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    batch = 0
+    while num_batches is None or batch < num_batches:
+        start = batch * batch_size
+        yield [stream_clip(seed, start + i, spec, kinds) for i in range(batch_size)]
+        batch += 1

@@ -1,0 +1,146 @@
+"""Synthetic audio-visual data: determinism, layout, captions without timing, events that match the render."""
+from __future__ import annotations
+
+import math
+import re
+import time
+from fractions import Fraction
+
+import pytest
+import torch
+
+from harmony_core.metrics.events import audio_onsets, motion_energy, visual_events
+from harmony_core.train.synthetic import (KINDS, SceneSpec, SyntheticClips, clip_seed, make_clip, stream_clip,
+                                          synthetic_batches)
+
+TIMING_WORDS = {"when", "while", "time", "times", "once", "twice", "thrice", "first", "second", "seconds",
+                "third", "last", "then", "after", "before", "later", "early", "earlier", "start", "starts",
+                "begin", "beginning", "end", "ends", "until", "frame", "frames", "ms", "sec", "s", "moment",
+                "at", "during", "beat", "every", "each"}
+
+
+@pytest.fixture(scope="module")
+def clips() -> dict[str, list]:
+    return {kind: [make_clip(clip_seed(11, i), SceneSpec(kind=kind)) for i in range(12)] for kind in KINDS}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_seed_same_clip_and_different_seed_differs(kind: str) -> None:
+    spec = SceneSpec(kind=kind)
+    a, b, c = make_clip(5, spec), make_clip(5, spec), make_clip(6, spec)
+    assert torch.equal(a.frames, b.frames) and torch.equal(a.wave, b.wave)
+    assert (a.video_caption, a.audio_caption, a.transcript, a.event_times) == (
+        b.video_caption, b.audio_caption, b.transcript, b.event_times)
+    assert not torch.equal(a.wave, c.wave) and not torch.equal(a.frames, c.frames)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_default_layout_and_ranges(kind: str) -> None:
+    clip = make_clip(3, SceneSpec(kind=kind))
+    assert clip.frames.shape == (81, 64, 64, 3) and clip.frames.dtype == torch.float32
+    assert clip.wave.shape == (51840,) and clip.wave.dtype == torch.float32  # 3.24 s at 16 kHz
+    assert clip.fps == Fraction(25) and clip.sample_rate == 16000 and clip.kind == kind
+    assert 0.0 <= float(clip.frames.min()) and float(clip.frames.max()) <= 1.0
+    assert float(clip.wave.abs().max()) <= 1.0
+    assert len(clip.event_times) >= 1 and list(clip.event_times) == sorted(clip.event_times)
+    assert all(0.0 < t < 3.24 for t in clip.event_times)
+    assert (clip.mouth is not None) == (kind == "speaker")
+
+
+def test_other_sizes_and_rates() -> None:
+    spec = SceneSpec(kind="speaker", num_frames=97, height=48, width=80, fps=24, sample_rate=22050)
+    clip = make_clip(0, spec)
+    assert clip.frames.shape == (97, 48, 80, 3) and clip.fps == Fraction(24)
+    assert clip.wave.shape == (round(Fraction(97, 24) * 22050),)
+    impact = make_clip(0, SceneSpec(num_frames=97, height=48, width=80, fps=24, sample_rate=22050))
+    assert impact.frames.shape == (97, 48, 80, 3)
+
+
+@pytest.mark.parametrize("bad", [dict(num_frames=80), dict(kind="dance"), dict(height=16),
+                                 dict(max_objects=4), dict(fps=0), dict(num_frames=21)])
+def test_bad_spec_is_refused_with_a_clear_error(bad: dict) -> None:
+    with pytest.raises(ValueError, match="accepted|must|need"):
+        SceneSpec(**bad)
+
+
+def test_captions_never_say_when(clips: dict[str, list]) -> None:
+    for clip in clips["impact"] + clips["speaker"]:
+        for text in (clip.video_caption, clip.audio_caption, clip.transcript):
+            assert not re.search(r"\d", text), text
+            words = set(re.findall(r"[a-z]+", text.lower()))
+            assert not words & TIMING_WORDS, (text, words & TIMING_WORDS)
+        assert clip.video_caption and clip.audio_caption
+    assert all(c.transcript == "" for c in clips["impact"])
+    assert all(re.fullmatch(r"[a-z]+( [a-z]+)*", c.transcript) for c in clips["speaker"])
+
+
+def test_impact_captions_name_what_is_seen_and_heard() -> None:
+    clip = make_clip(2, SceneSpec(kind="impact", max_objects=1))
+    colour, shape = clip.video_caption.split(" bouncing")[0].split()[1:3]
+    assert f"the {colour} {shape} lands with a" in clip.audio_caption
+    assert "floor" in clip.video_caption and "wall" in clip.video_caption
+
+
+def _recall_precision(found: list[float], truth: list[float]) -> tuple[int, int]:
+    """(true events found at exactly their time, detections that are no true event)."""
+    hits = sum(any(abs(f - t) < 1e-6 for f in found) for t in truth)
+    return hits, sum(not any(abs(f - t) < 1e-6 for t in truth) for f in found)
+
+
+def test_impact_events_match_the_flash_and_the_strike(clips: dict[str, list]) -> None:
+    counts = {"truth": 0, "visual": [0, 0], "audio": [0, 0]}
+    for clip in clips["impact"]:
+        energy = motion_energy(clip.frames)
+        for t_e in clip.event_times:
+            k = math.ceil(t_e * 25)  # first frame showing the impact
+            assert energy[k] > energy[k - 1] and (k == 80 or energy[k] > energy[k + 1]), (clip.seed, t_e)
+            s = round(t_e * 16000)
+            before, after = clip.wave[s - 160:s].pow(2).mean(), clip.wave[s:s + 160].pow(2).mean()
+            assert after > 1.5 * before, (clip.seed, t_e)
+        truth = list(clip.event_times)
+        counts["truth"] += len(truth)
+        for key, found in (("visual", visual_events(clip.frames, clip.fps)),
+                           ("audio", audio_onsets(clip.wave, 16000, clip.fps, 81))):
+            hits, false = _recall_precision(found, truth)
+            counts[key][0] += hits
+            counts[key][1] += false
+    for key in ("visual", "audio"):  # detectors see the planted events at the exact frame
+        hits, false = counts[key]
+        assert hits >= 0.95 * counts["truth"] and false <= 0.05 * counts["truth"], (key, counts)
+
+
+def test_speaker_mouth_and_voice_open_at_syllable_onsets(clips: dict[str, list]) -> None:
+    for clip in clips["speaker"]:
+        for t_s in clip.event_times:
+            k = math.ceil(t_s * 25)
+            assert clip.mouth[min(k + 1, 80)] > clip.mouth[k - 1] + 0.2, (clip.seed, t_s)
+            s = round(t_s * 16000)
+            before, after = clip.wave[s - 800:s].pow(2).mean(), clip.wave[s:s + 800].pow(2).mean()
+            assert after > 3.0 * before, (clip.seed, t_s)
+        opening = clip.frames[:, 40:52, 24:40].mean(dim=(1, 2, 3))  # mouth region gets darker as it opens
+        assert torch.corrcoef(torch.stack([opening, clip.mouth]))[0, 1] < -0.95
+
+
+def test_batches_and_dataset_agree_and_alternate_kinds() -> None:
+    spec = SceneSpec()
+    batches = list(synthetic_batches(4, batch_size=3, spec=spec, num_batches=2))
+    assert [len(b) for b in batches] == [3, 3]
+    flat = [c for b in batches for c in b]
+    assert [c.kind for c in flat] == ["impact", "speaker"] * 3
+    dataset = SyntheticClips(4, 6, spec)
+    assert len(dataset) == 6
+    for i, clip in enumerate(flat):
+        assert torch.equal(clip.wave, dataset[i].wave) and clip.seed == clip_seed(4, i)
+    only = stream_clip(4, 1, spec, kinds=("impact",))
+    assert only.kind == "impact"
+    with pytest.raises(IndexError):
+        dataset[6]
+
+
+def test_generation_is_fast() -> None:
+    for kind in KINDS:
+        make_clip(0, SceneSpec(kind=kind))
+        start = time.perf_counter()
+        for seed in range(4):
+            make_clip(seed, SceneSpec(kind=kind))
+        assert (time.perf_counter() - start) / 4 < 0.1, kind
