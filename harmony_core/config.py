@@ -97,12 +97,43 @@ class InteractionConfig:
 
 
 @dataclass(frozen=True)
+class TextEncoderConfig:
+    """The demo model's own caption encoder (`model/text_encoder.py`); real models use umT5."""
+
+    buckets: int = 4096
+    dim: int = 64          # must equal the towers' text_dim
+    max_len: int = 24
+    layers: int = 1
+    heads: int = 4
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """What a checkpoint generates unless told otherwise (stored with it). Guidance defaults are the
+    paper's (SyncCFG s_v = 3, s_a = 2, 40 steps, shift 5); small models may carry their own."""
+
+    fps: str = "25"               # exact rational as text, e.g. "30000/1001"
+    width: int = 1248
+    height: int = 704
+    num_frames: int = 109         # 4k + 1
+    steps: int = 40
+    shift: float = 5.0
+    solver: str = "euler"
+    sync_video: float = 3.0
+    sync_audio: float = 2.0
+    text_video: float = 1.0
+    text_audio: float = 1.0
+
+
+@dataclass(frozen=True)
 class HarmonyConfig:
     name: str = "custom"
     video: VideoConfig = field(default_factory=VideoConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     interaction: InteractionConfig = field(default_factory=InteractionConfig)
     codecs: dict[str, Any] = field(default_factory=dict)  # names/configs of the codecs the model was trained with
+    text_encoder: TextEncoderConfig | None = None          # own caption encoder (demo); None: umT5 from outside
+    defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
 
     def validate(self) -> HarmonyConfig:
         v, a, i = self.video, self.audio, self.interaction
@@ -114,6 +145,10 @@ class HarmonyConfig:
                f"audio tower depth {a.num_layers} must equal the video tower's {v.num_layers} (blocks pair 1:1)")
         _check(i.kind in INTERACTION_KINDS, f"interaction.kind {i.kind!r} is not one of {INTERACTION_KINDS}")
         _check(i.a2v_margin >= 0 and i.v2a_margin >= 0, "interaction margins must be >= 0")
+        if self.text_encoder is not None:
+            _check(self.text_encoder.dim == v.text_dim == a.text_dim,
+                   f"text encoder width {self.text_encoder.dim} must equal both towers' text_dim "
+                   f"({v.text_dim}, {a.text_dim})")
         for layer in i.layers or ():
             _check(0 <= layer < v.num_layers, f"interaction layer {layer} outside 0..{v.num_layers - 1}")
         return self
@@ -141,6 +176,8 @@ class HarmonyConfig:
             audio=_sub(AudioConfig, d.get("audio", {})),
             interaction=_sub(InteractionConfig, d.get("interaction", {})),
             codecs=dict(d.get("codecs", {})),
+            text_encoder=None if d.get("text_encoder") is None else _sub(TextEncoderConfig, d["text_encoder"]),
+            defaults=_sub(GenerationDefaults, d.get("defaults", {})),
         ).validate()
 
     @classmethod
@@ -155,7 +192,7 @@ class HarmonyConfig:
             *path, leaf = key.split(".")
             for p in path:
                 node = node[p]
-            _check(leaf in node, f"unknown config field {key!r}")
+            _check(isinstance(node, dict) and leaf in node, f"unknown config field {key!r}")
             node[leaf] = value
         return HarmonyConfig.from_dict(d)
 
@@ -191,7 +228,25 @@ def _tiny() -> HarmonyConfig:
     )
 
 
-PRESETS = {"harmony-5b": _harmony_5b, "tiny": _tiny}
+def _demo() -> HarmonyConfig:
+    """The bundled demo model: GLDI + Cross-Task Synergy on synthetic clips, demo codecs, 64x64 at 25 fps,
+    16 kHz. Video latent 16 x 8 x 8 per latent frame, 2x2 patches -> 16 tokens per latent frame."""
+    return HarmonyConfig(
+        name="demo",
+        video=VideoConfig(in_dim=16, out_dim=16, dim=128, ffn_dim=384, freq_dim=64, text_dim=64, text_len=24,
+                          num_heads=4, num_layers=4),
+        audio=AudioConfig(in_dim=64, out_dim=64, dim=128, ffn_dim=384, freq_dim=64, text_dim=64, text_len=24,
+                          num_heads=4, num_layers=4, transcript_dim=64, transcript_conv_layers=1),
+        interaction=InteractionConfig(a2v_margin=0.5, v2a_margin=1),
+        codecs={"video": {"name": "demo_video", "latent_channels": 16},
+                "audio": {"name": "demo_audio", "n_mels": 32, "griffin_lim_iters": 64}},
+        text_encoder=TextEncoderConfig(buckets=2048, dim=64, max_len=24, layers=1, heads=4),
+        defaults=GenerationDefaults(fps="25", width=64, height=64, num_frames=81, steps=24, shift=5.0,
+                                    sync_video=1.5, sync_audio=1.5),
+    )
+
+
+PRESETS = {"harmony-5b": _harmony_5b, "tiny": _tiny, "demo": _demo}
 
 
 def preset(name: str) -> HarmonyConfig:

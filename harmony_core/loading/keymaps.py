@@ -24,7 +24,8 @@ class KeyMap:
         return key
 
 
-HARMONY = KeyMap("harmony", "Harmony checkpoint (this project's format)", (), ("video", "audio", "interaction"))
+HARMONY = KeyMap("harmony", "Harmony checkpoint (this project's format)", (),
+                 ("video", "audio", "interaction", "text_encoder"))
 WAN22 = KeyMap("wan2.2", "plain Wan2.2-TI2V DiT: video tower only (the paper's initialisation)",
                (("", "video."),), ("video",))
 FORMATS = {k.name: k for k in (HARMONY, WAN22)}

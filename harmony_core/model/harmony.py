@@ -10,6 +10,7 @@ from ..config import HarmonyConfig
 from .audio import AudioTower
 from .conditioning import Conditioning
 from .interaction import AlignmentPlan, InteractionBlock
+from .text_encoder import HashTextEncoder
 from .video import WanVideoTower
 
 TIMESTEP_SCALE = 1000.0  # sigma in [0, 1] -> Wan's num_train_timesteps units
@@ -32,6 +33,7 @@ class HarmonyModel(nn.Module):
         self.audio = AudioTower(cfg.audio, backend)
         self.interaction = nn.ModuleDict(
             {str(i): InteractionBlock(cfg, backend) for i in cfg.interacting_layers()})
+        self.text_encoder = HashTextEncoder(cfg.text_encoder) if cfg.text_encoder is not None else None
 
     def rebuild_parts(self, parts: tuple[str, ...], device: str | torch.device = "cpu",
                       dtype: torch.dtype | None = None) -> None:

@@ -1,0 +1,243 @@
+"""One generation, end to end: conditioning -> SyncCFG sampling -> decoding. Used by the CLI and the nodes.
+
+Mode is data (`Request.mode`): "joint" (text -> audio + video), "audio_driven" (a clean audio track, only
+video is generated), "video_driven" (clean frames, only audio is generated). SyncCFG anchors (our choice,
+the paper leaves it open): mute audio = the audio codec's encoding of silence; static video = the
+reference image held for the whole clip (in video-driven mode the driving clip's first frame; with
+neither, a mid-grey frame).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+import torch
+
+from . import timeline
+from .codecs.base import AudioCodec, VideoCodec
+from .model.conditioning import Conditioning, HarmonyDenoiser
+from .model.harmony import HarmonyModel
+from .model.transcript import encode_transcripts
+from .sampling import Guidance, SyncAnchors, SyncCFG, TextCFG, audio_driven, flow_sigmas, joint, sample, video_driven
+
+log = logging.getLogger(__name__)
+
+MODES = ("joint", "audio_driven", "video_driven")
+MAX_SECONDS = 60.0
+Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to generate. None means "the checkpoint's default" (HarmonyConfig.defaults).
+
+    image [3, H, W] in [-1, 1] (reference / first frame); audio [L] mono at the audio codec's rate
+    (audio_driven); video [3, F, H, W] in [-1, 1] (video_driven); ref_audio [L] (voice reference).
+    video_context / audio_context: precomputed caption embeddings [1 or B, L, D] (e.g. umT5 from ComfyUI)
+    for models without their own text encoder; negative_* likewise for text CFG.
+    """
+
+    prompt: str = ""
+    audio_prompt: str | None = None
+    transcript: str = ""
+    negative_prompt: str = ""
+    mode: str = "joint"
+    num_frames: int | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: str | None = None
+    steps: int | None = None
+    shift: float | None = None
+    solver: str | None = None
+    sync_video: float | None = None
+    sync_audio: float | None = None
+    sync_start: float = 0.0
+    sync_end: float = 1.0
+    text_video: float | None = None
+    text_audio: float | None = None
+    seed: int = 0
+    batch: int = 1
+    image: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+    video: torch.Tensor | None = None
+    ref_audio: torch.Tensor | None = None
+    video_context: torch.Tensor | None = None
+    audio_context: torch.Tensor | None = None
+    negative_video_context: torch.Tensor | None = None
+    negative_audio_context: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    frames: torch.Tensor          # [B, F, H, W, 3] float in [0, 1]
+    wave: torch.Tensor            # [B, L] float in [-1, 1], exactly the video's duration
+    fps: Fraction
+    sample_rate: int
+    video_latent: torch.Tensor    # [B, Cv, Tv, h, w]
+    audio_latent: torch.Tensor    # [B, Ca, Ta]
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Layout:
+    num_frames: int
+    height: int
+    width: int
+    fps: Fraction
+    video_frames: int   # latent frames Tv
+    audio_frames: int   # audio latents Ta
+
+
+class HarmonyPipeline:
+    def __init__(self, model: HarmonyModel, video_codec: VideoCodec, audio_codec: AudioCodec,
+                 device: str | torch.device = "cpu") -> None:
+        self.model, self.video_codec, self.audio_codec = model, video_codec, audio_codec
+        self.device = torch.device(device)
+        cfg = model.cfg
+        if video_codec.latent_channels != cfg.video.in_dim or audio_codec.latent_channels != cfg.audio.in_dim:
+            raise ValueError(
+                f"codecs do not fit the model: video codec {video_codec.latent_channels} channels vs model "
+                f"{cfg.video.in_dim}, audio codec {audio_codec.latent_channels} vs model {cfg.audio.in_dim}")
+
+    # -- request resolution ------------------------------------------------------------------------
+    def resolve(self, req: Request) -> Request:
+        """Fill defaults from the checkpoint and validate everything before any heavy work."""
+        d = self.model.cfg.defaults
+        req = replace(req, **{k: getattr(d, k) for k in ("num_frames", "width", "height", "fps", "steps", "shift",
+                                                         "solver", "sync_video", "sync_audio", "text_video",
+                                                         "text_audio") if getattr(req, k) is None})
+        if req.mode not in MODES:
+            raise ValueError(f"mode {req.mode!r} is not one of {MODES}")
+        if req.mode == "audio_driven" and req.audio is None:
+            raise ValueError("mode 'audio_driven' needs a driving audio track (connect audio / pass --audio)")
+        if req.mode == "video_driven" and req.video is None:
+            raise ValueError("mode 'video_driven' needs driving video frames (connect video / pass --video)")
+        if req.mode == "video_driven":
+            req = replace(req, num_frames=int(req.video.shape[1]), height=int(req.video.shape[2]),
+                          width=int(req.video.shape[3]))
+        if not 1 <= req.batch <= 16:
+            raise ValueError(f"batch {req.batch} outside 1..16")
+        if req.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {req.steps}")
+        self.layout(req)
+        return req
+
+    def layout(self, req: Request) -> Layout:
+        cfg, vc = self.model.cfg, self.video_codec
+        grid = vc.spatial_stride * cfg.video.patch_size[1]
+        for name, value in (("width", req.width), ("height", req.height)):
+            if value % grid or value <= 0:
+                raise ValueError(f"{name} {value} must be a positive multiple of {grid} "
+                                 f"(codec stride {vc.spatial_stride} x patch {cfg.video.patch_size[1]})")
+        fps = timeline.as_rate(req.fps, "fps")
+        tv = timeline.latent_frames_for(req.num_frames, vc.temporal_stride)
+        seconds = float(timeline.frames_duration(req.num_frames, fps))
+        if seconds > MAX_SECONDS or tv > cfg.video.rope_max_len:
+            raise ValueError(f"{req.num_frames} frames at {fps} fps is {seconds:.1f} s; at most {MAX_SECONDS:.0f} s")
+        rate = timeline.audio_latent_rate(self.audio_codec.sample_rate, self.audio_codec.samples_per_latent)
+        ta = timeline.audio_latents_for_frames(req.num_frames, fps, rate)
+        return Layout(req.num_frames, req.height, req.width, fps, tv, ta)
+
+    # -- conditioning --------------------------------------------------------------------------------
+    def _contexts(self, req: Request, negative: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        given = (req.negative_video_context, req.negative_audio_context) if negative else (
+            req.video_context, req.audio_context)
+        if given[0] is not None and given[1] is not None:
+            return tuple(t.to(self.device).float().expand(req.batch, -1, -1) for t in given)
+        enc = self.model.text_encoder
+        if enc is None:
+            raise ValueError("this model has no text encoder of its own: provide caption embeddings "
+                             "(in ComfyUI: CLIPLoader type 'wan' + CLIPTextEncode)")
+        video_text = req.negative_prompt if negative else req.prompt
+        audio_text = req.negative_prompt if negative else (req.prompt if req.audio_prompt is None else req.audio_prompt)
+        with torch.no_grad():
+            ctx = enc.encode([video_text, audio_text]).float()                    # [2, L, D]
+        return ctx[:1].expand(req.batch, -1, -1), ctx[1:].expand(req.batch, -1, -1)
+
+    def conditioning(self, req: Request, negative: bool = False) -> Conditioning:
+        video_ctx, audio_ctx = self._contexts(req, negative)
+        words = encode_transcripts(["" if negative else req.transcript] * req.batch).to(self.device)
+        ref = None
+        if req.ref_audio is not None:
+            wave = _pad_to_latents(req.ref_audio.float().reshape(1, -1), self.audio_codec.samples_per_latent)
+            with torch.no_grad():
+                ref = self.audio_codec.encode(wave.to(self.device)).expand(req.batch, -1, -1)
+        return Conditioning(video_ctx, audio_ctx, words, ref)
+
+    # -- generation ----------------------------------------------------------------------------------
+    def generate(self, req: Request, callback: Callback | None = None) -> Result:
+        req = self.resolve(req)
+        lay = self.layout(req)
+        notes: list[str] = []
+        with torch.no_grad():
+            mode, static_image = self._mode(req, lay, notes)
+            guidance = self._guidance(req, lay, static_image)
+            positive = self.conditioning(req)
+            negative = self.conditioning(req, negative=True) if guidance.text.enabled(0.0) else None
+            denoiser = HarmonyDenoiser(self.model, positive, negative)
+            noise_v, noise_a = self._noise(req, lay)
+            video, audio = sample(denoiser, noise_v, noise_a, mode, guidance, flow_sigmas(req.steps, req.shift),
+                                  solver=req.solver, callback=callback)
+            frames = self.video_codec.decode(video)                               # [B, 3, F, H, W]
+            wave = self.audio_codec.decode(audio)                                  # [B, Ta * spl]
+        samples = timeline.samples_for_frames(lay.num_frames, lay.fps, self.audio_codec.sample_rate)
+        wave, note = timeline.fit_audio_to_video(wave, self.audio_codec.sample_rate, lay.num_frames, lay.fps)
+        notes.append(note)
+        assert wave.shape[-1] == samples
+        frames = ((frames.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).contiguous()   # [B, F, H, W, 3]
+        return Result(frames.cpu(), wave.float().clamp(-1, 1).cpu(), lay.fps, self.audio_codec.sample_rate,
+                      video.cpu(), audio.cpu(), tuple(notes))
+
+    def _mode(self, req: Request, lay: Layout, notes: list[str]):
+        ref_latent = None
+        if req.image is not None:
+            image = _check_image(req.image, lay)
+            ref_latent = self.video_codec.encode(image[None, :, None].to(self.device))    # [1, Cv, 1, h, w]
+        if req.mode == "joint":
+            return joint(lay.video_frames, lay.audio_frames, ref_latent), req.image
+        if req.mode == "audio_driven":
+            wave, note = timeline.fit_audio_to_video(req.audio.float().reshape(1, -1), self.audio_codec.sample_rate,
+                                                     lay.num_frames, lay.fps)
+            notes.append(note)
+            latent = self.audio_codec.encode(_pad_to_latents(wave, self.audio_codec.samples_per_latent,
+                                                             lay.audio_frames).to(self.device))
+            return audio_driven(latent[..., : lay.audio_frames], lay.video_frames, ref_latent), req.image
+        frames = req.video.float().to(self.device)
+        latent = self.video_codec.encode(frames[None])                                    # [1, Cv, Tv, h, w]
+        first = frames[:, 0] if req.image is None else req.image
+        return video_driven(latent, lay.audio_frames), first
+
+    def _guidance(self, req: Request, lay: Layout, static_image: torch.Tensor | None) -> Guidance:
+        sync = SyncCFG(req.sync_video, req.sync_audio, req.sync_start, req.sync_end)
+        text = TextCFG(req.text_video, req.text_audio)
+        anchors = SyncAnchors()
+        if sync.enabled(0.0) or any(sync.enabled(k / req.steps) for k in range(req.steps)):
+            image = None if static_image is None else static_image.float()[None].to(self.device)
+            anchors = SyncAnchors(
+                mute_audio=self.audio_codec.silence_latent(lay.audio_frames),
+                static_video=self.video_codec.static_latent(image, lay.num_frames, lay.height, lay.width))
+        return Guidance(sync=sync, text=text, anchors=anchors)
+
+    def _noise(self, req: Request, lay: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(req.seed)
+        s = self.video_codec.spatial_stride
+        video = torch.randn(req.batch, self.video_codec.latent_channels, lay.video_frames, lay.height // s,
+                            lay.width // s, generator=g)
+        audio = torch.randn(req.batch, self.audio_codec.latent_channels, lay.audio_frames, generator=g)
+        return video.to(self.device), audio.to(self.device)
+
+
+def _pad_to_latents(wave: torch.Tensor, samples_per_latent: int, latents: int | None = None) -> torch.Tensor:
+    """[B, L] -> [B, n * samples_per_latent] zero-padded (n = `latents` or enough to cover L)."""
+    n = latents if latents is not None else -(-wave.shape[-1] // samples_per_latent)
+    target = max(n, 1) * samples_per_latent
+    return torch.nn.functional.pad(wave, (0, target - wave.shape[-1]))[..., :target]
+
+
+def _check_image(image: torch.Tensor, lay: Layout) -> torch.Tensor:
+    if image.ndim != 3 or image.shape[0] != 3 or tuple(image.shape[1:]) != (lay.height, lay.width):
+        raise ValueError(f"reference image must be [3, {lay.height}, {lay.width}] in [-1, 1], "
+                         f"got {tuple(image.shape)}; resize or crop it to the output size")
+    return image.float()
