@@ -168,6 +168,13 @@ class HarmonyPipeline:
 
     # -- generation ----------------------------------------------------------------------------------
     def generate(self, req: Request, callback: Callback | None = None) -> Result:
+        """Sample and decode: frames + a waveform of exactly the video's duration."""
+        video, audio, lay, notes = self.sample(req, callback)
+        return self.decode(video, audio, lay, notes)
+
+    def sample(self, req: Request, callback: Callback | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor, Layout, list[str]]:
+        """Latents only: video [B, Cv, Tv, h, w], audio [B, Ca, Ta], the layout, and logged notes."""
         req = self.resolve(req)
         lay = self.layout(req)
         notes: list[str] = []
@@ -180,15 +187,26 @@ class HarmonyPipeline:
             noise_v, noise_a = self._noise(req, lay)
             video, audio = sample(denoiser, noise_v, noise_a, mode, guidance, flow_sigmas(req.steps, req.shift),
                                   solver=req.solver, callback=callback)
-            frames = self.video_codec.decode(video)                               # [B, 3, F, H, W]
-            wave = self.audio_codec.decode(audio)                                  # [B, Ta * spl]
-        samples = timeline.samples_for_frames(lay.num_frames, lay.fps, self.audio_codec.sample_rate)
+        return video, audio, lay, notes
+
+    def decode(self, video: torch.Tensor, audio: torch.Tensor, lay: Layout, notes: list[str] | None = None) -> Result:
+        """Latents -> frames [B, F, H, W, 3] in [0, 1] and wave [B, L] trimmed/padded to the video's duration."""
+        notes = list(notes or [])
+        with torch.no_grad():
+            frames = self.video_codec.decode(video.to(self.device))                  # [B, 3, F, H, W]
+            wave = self.audio_codec.decode(audio.to(self.device))                    # [B, Ta * spl]
         wave, note = timeline.fit_audio_to_video(wave, self.audio_codec.sample_rate, lay.num_frames, lay.fps)
         notes.append(note)
-        assert wave.shape[-1] == samples
         frames = ((frames.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).contiguous()   # [B, F, H, W, 3]
         return Result(frames.cpu(), wave.float().clamp(-1, 1).cpu(), lay.fps, self.audio_codec.sample_rate,
                       video.cpu(), audio.cpu(), tuple(notes))
+
+    def layout_of(self, video: torch.Tensor, fps: str | Fraction) -> Layout:
+        """The layout of existing latents (e.g. a LATENT from another node): video [B, Cv, Tv, h, w]."""
+        tv, h, w = video.shape[2:]
+        s = self.video_codec.spatial_stride
+        frames = timeline.pixel_frames_for(tv, self.video_codec.temporal_stride)
+        return self.layout(self.resolve(Request(num_frames=frames, height=h * s, width=w * s, fps=str(fps))))
 
     def _mode(self, req: Request, lay: Layout, notes: list[str]):
         ref_latent = None

@@ -1,0 +1,1 @@
+"""Benchmarks (`python -m harmony_core bench ...`): ratios measured within one run."""

@@ -1,0 +1,100 @@
+"""Gathered local attention (GLDI) vs the dense masked equivalent at the 5B preset's token layout.
+
+Layout (paper demos, method.md §6.3): 28 latent frames x 858 video tokens (704x1248 / 32^2), 137
+MMAudio-16k latents, head_dim 128. Few heads and batch 1 keep it on a CPU; `scale` multiplies the
+duration (frames and audio latents) to show how each variant grows with length.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .. import timeline
+from ..attention import resolve
+
+FRAMES, PER_FRAME, AUDIO, HEAD_DIM = 28, 858, 137, 128
+
+
+def _inputs(direction: str, scale: int, heads: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    tv, ta = FRAMES * scale, AUDIO * scale
+    lv = tv * PER_FRAME
+    lq, lk = (lv, ta) if direction == "a2v" else (ta, lv)
+    q = torch.randn(1, lq, heads, HEAD_DIM, generator=g)
+    k = torch.randn(1, lk, heads, HEAD_DIM, generator=g)
+    v = torch.randn(1, lk, heads, HEAD_DIM, generator=g)
+    return q, k, v, tv, ta
+
+
+def gathered(direction: str, q, k, v, tv: int, ta: int, a2v_margin: float = 0.5, v2a_margin: int = 1):
+    """The model's path: windows gathered into a (B*Tv, window) batch."""
+    sdpa = resolve("sdpa")
+    if direction == "a2v":
+        w = timeline.a2v_windows(tv, ta, a2v_margin)
+        out = sdpa(q.view(tv, PER_FRAME, *q.shape[2:]), k[0][w.index], v[0][w.index], w.valid)
+        return out.reshape(q.shape)
+    qw, fw = timeline.v2a_groups(tv, ta, v2a_margin)
+    kf = k.view(tv, PER_FRAME, *k.shape[2:])[fw.index].flatten(1, 2)       # [Tv, Kf*HW, H, D]
+    vf = v.view(tv, PER_FRAME, *v.shape[2:])[fw.index].flatten(1, 2)
+    out = sdpa(q[0][qw.index], kf, vf, fw.valid.repeat_interleave(PER_FRAME, 1))
+    return out
+
+
+def dense_mask(direction: str, tv: int, ta: int, a2v_margin: float = 0.5, v2a_margin: int = 1) -> torch.Tensor:
+    """The equivalent dense [Lq, Lk] boolean mask."""
+    if direction == "a2v":
+        w = timeline.a2v_windows(tv, ta, a2v_margin)
+        frame_mask = torch.zeros(tv, ta, dtype=torch.bool)
+        rows_ = torch.arange(tv)[:, None].expand_as(w.index)
+        frame_mask[rows_[w.valid], w.index[w.valid]] = True
+        return frame_mask.repeat_interleave(PER_FRAME, 0)                   # [Lv, Ta]
+    owner = timeline.audio_frame_of(tv, ta)
+    frames = torch.arange(tv)
+    frame_mask = (frames[None, :] - owner[:, None]).abs() <= v2a_margin   # [Ta, Tv]
+    return frame_mask.repeat_interleave(PER_FRAME, 1)                      # [Ta, Lv]
+
+
+def dense(direction: str, q, k, v, tv: int, ta: int):
+    mask = dense_mask(direction, tv, ta)
+    out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                         attn_mask=mask[None, None])
+    return out.transpose(1, 2)
+
+
+def make_call(variant: str, direction: str, scale: int = 1, heads: int = 2, repeats: int = 2) -> Callable[[], object]:
+    """Factory run inside the measuring subprocess (see bench.measure)."""
+    q, k, v, tv, ta = _inputs(direction, scale, heads)
+    fn = gathered if variant == "gathered" else dense
+    return lambda: fn(direction, q, k, v, tv, ta)
+
+
+def check_equal(direction: str, scale: int = 1, heads: int = 2) -> float:
+    """Max abs difference between the two variants (they must agree)."""
+    q, k, v, tv, ta = _inputs(direction, scale, heads)
+    a, b = gathered(direction, q, k, v, tv, ta), dense(direction, q, k, v, tv, ta)
+    if direction == "v2a":
+        qw, _ = timeline.v2a_groups(tv, ta, 1)
+        b = b[0][qw.index]
+    return float((a - b).abs().max())
+
+
+def rows(scales: tuple[int, ...] = (1, 2), heads: int = 2) -> list[dict]:
+    from .measure import measure
+
+    out = []
+    for direction in ("a2v", "v2a"):
+        for scale in scales:
+            m = {variant: measure("harmony_core.bench.attention:make_call", variant=variant, direction=direction,
+                                  scale=scale, heads=heads) for variant in ("gathered", "dense")}
+            out.append({
+                "direction": direction, "latent_frames": FRAMES * scale, "audio_latents": AUDIO * scale,
+                "gathered_s": m["gathered"].seconds, "dense_s": m["dense"].seconds,
+                "time_ratio_dense_over_gathered": m["dense"].seconds / max(m["gathered"].seconds, 1e-9),
+                "gathered_peak_mb": m["gathered"].peak_mb, "dense_peak_mb": m["dense"].peak_mb,
+                "mem_ratio_dense_over_gathered": m["dense"].peak_mb / max(m["gathered"].peak_mb, 1e-6),
+                "max_abs_diff": check_equal(direction, scale, heads) if scale == 1 else math.nan,
+            })
+    return out

@@ -1,0 +1,61 @@
+"""`python -m harmony_core bench {attention,guidance,codecs,all}`: prints tables of ratios from one run."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def table(title: str, rows: list[dict]) -> str:
+    if not rows:
+        return f"{title}: (no rows)"
+    keys = list(rows[0])
+    cells = [[_fmt(r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    line = "  ".join(k.ljust(w) for k, w in zip(keys, widths))
+    body = "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells)
+    return f"== {title} ==\n{line}\n{body}"
+
+
+def _codec_rows(quick: bool) -> list[dict]:
+    from ..codecs.demo_bench import bench_demo_rows
+
+    rows = list(bench_demo_rows(quick))
+    for module, name in (("..codecs.bench_video", "bench_video_rows"), ("..codecs.bench_audio", "bench_audio_rows")):
+        try:
+            fn = getattr(__import__(module.replace("..", "harmony_core."), fromlist=[name]), name)
+        except (ImportError, AttributeError) as exc:
+            log.warning("codec bench %s unavailable: %s", name, exc)
+            continue
+        rows.extend(fn(quick))
+    return rows
+
+
+def suites(quick: bool) -> dict[str, Callable[[], list[dict]]]:
+    from . import attention, guidance
+
+    return {
+        "attention": lambda: attention.rows(scales=(1,) if quick else (1, 2, 4)),
+        "guidance": guidance.rows,
+        "codecs": lambda: _codec_rows(quick),
+    }
+
+
+def run(which: str, quick: bool = False) -> str:
+    all_suites = suites(quick)
+    names = list(all_suites) if which == "all" else [which]
+    out = []
+    for name in names:
+        if name not in all_suites:
+            raise ValueError(f"unknown bench {name!r}; choose from {sorted(all_suites)} or 'all'")
+        text = table(name, all_suites[name]())
+        print(text, flush=True)  # noqa: T201  (CLI output)
+        out.append(text)
+    return "\n\n".join(out)
