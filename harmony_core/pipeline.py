@@ -35,6 +35,7 @@ class Request:
 
     image [3, H, W] in [-1, 1] (reference / first frame); audio [L] mono at the audio codec's rate
     (audio_driven); video [3, F, H, W] in [-1, 1] (video_driven); ref_audio [L] (voice reference).
+    Each may instead be given already encoded (*_latent fields); a latent wins over raw media.
     video_context / audio_context: precomputed caption embeddings [1 or B, L, D] (e.g. umT5 from ComfyUI)
     for models without their own text encoder; negative_* likewise for text CFG.
     """
@@ -63,6 +64,10 @@ class Request:
     audio: torch.Tensor | None = None
     video: torch.Tensor | None = None
     ref_audio: torch.Tensor | None = None
+    image_latent: torch.Tensor | None = None      # clean latents instead of raw media (e.g. from a node)
+    audio_latent: torch.Tensor | None = None      # [1, Ca, Ta'] driving audio (audio_driven)
+    video_latent: torch.Tensor | None = None      # [1, Cv, Tv, h, w] driving video (video_driven)
+    ref_audio_latent: torch.Tensor | None = None  # [1, Ca, Tr]
     video_context: torch.Tensor | None = None
     audio_context: torch.Tensor | None = None
     negative_video_context: torch.Tensor | None = None
@@ -110,19 +115,27 @@ class HarmonyPipeline:
                                                          "text_audio") if getattr(req, k) is None})
         if req.mode not in MODES:
             raise ValueError(f"mode {req.mode!r} is not one of {MODES}")
-        if req.mode == "audio_driven" and req.audio is None:
+        if req.mode == "audio_driven" and req.audio is None and req.audio_latent is None:
             raise ValueError("mode 'audio_driven' needs a driving audio track (connect audio / pass --audio)")
-        if req.mode == "video_driven" and req.video is None:
+        if req.mode == "video_driven" and req.video is None and req.video_latent is None:
             raise ValueError("mode 'video_driven' needs driving video frames (connect video / pass --video)")
         if req.mode == "video_driven":
-            req = replace(req, num_frames=int(req.video.shape[1]), height=int(req.video.shape[2]),
-                          width=int(req.video.shape[3]))
+            req = replace(req, **self._driving_video_size(req))
         if not 1 <= req.batch <= 16:
             raise ValueError(f"batch {req.batch} outside 1..16")
         if req.steps < 1:
             raise ValueError(f"steps must be >= 1, got {req.steps}")
         self.layout(req)
         return req
+
+    def _driving_video_size(self, req: Request) -> dict[str, int]:
+        if req.video_latent is not None:
+            tv, h, w = req.video_latent.shape[2:]
+            s = self.video_codec.spatial_stride
+            return {"num_frames": timeline.pixel_frames_for(tv, self.video_codec.temporal_stride),
+                    "height": h * s, "width": w * s}
+        return {"num_frames": int(req.video.shape[1]), "height": int(req.video.shape[2]),
+                "width": int(req.video.shape[3])}
 
     def layout(self, req: Request) -> Layout:
         cfg, vc = self.model.cfg, self.video_codec
@@ -159,8 +172,8 @@ class HarmonyPipeline:
     def conditioning(self, req: Request, negative: bool = False) -> Conditioning:
         video_ctx, audio_ctx = self._contexts(req, negative)
         words = encode_transcripts(["" if negative else req.transcript] * req.batch).to(self.device)
-        ref = None
-        if req.ref_audio is not None:
+        ref = None if req.ref_audio_latent is None else req.ref_audio_latent.to(self.device).expand(req.batch, -1, -1)
+        if ref is None and req.ref_audio is not None:
             wave = _pad_to_latents(req.ref_audio.float().reshape(1, -1), self.audio_codec.samples_per_latent)
             with torch.no_grad():
                 ref = self.audio_codec.encode(wave.to(self.device)).expand(req.batch, -1, -1)
@@ -209,12 +222,15 @@ class HarmonyPipeline:
         return self.layout(self.resolve(Request(num_frames=frames, height=h * s, width=w * s, fps=str(fps))))
 
     def _mode(self, req: Request, lay: Layout, notes: list[str]):
-        ref_latent = None
-        if req.image is not None:
+        ref_latent = None if req.image_latent is None else req.image_latent.to(self.device)
+        if ref_latent is None and req.image is not None:
             image = _check_image(req.image, lay)
             ref_latent = self.video_codec.encode(image[None, :, None].to(self.device))    # [1, Cv, 1, h, w]
         if req.mode == "joint":
             return joint(lay.video_frames, lay.audio_frames, ref_latent), req.image
+        if req.mode == "audio_driven" and req.audio_latent is not None:
+            latent = _fit_latent(req.audio_latent.to(self.device), lay.audio_frames, self.audio_codec, notes)
+            return audio_driven(latent, lay.video_frames, ref_latent), req.image
         if req.mode == "audio_driven":
             wave, note = timeline.fit_audio_to_video(req.audio.float().reshape(1, -1), self.audio_codec.sample_rate,
                                                      lay.num_frames, lay.fps)
@@ -222,6 +238,8 @@ class HarmonyPipeline:
             latent = self.audio_codec.encode(_pad_to_latents(wave, self.audio_codec.samples_per_latent,
                                                              lay.audio_frames).to(self.device))
             return audio_driven(latent[..., : lay.audio_frames], lay.video_frames, ref_latent), req.image
+        if req.video_latent is not None:
+            return video_driven(req.video_latent.to(self.device), lay.audio_frames), req.image
         frames = req.video.float().to(self.device)
         latent = self.video_codec.encode(frames[None])                                    # [1, Cv, Tv, h, w]
         first = frames[:, 0] if req.image is None else req.image
@@ -252,6 +270,22 @@ def _pad_to_latents(wave: torch.Tensor, samples_per_latent: int, latents: int | 
     n = latents if latents is not None else -(-wave.shape[-1] // samples_per_latent)
     target = max(n, 1) * samples_per_latent
     return torch.nn.functional.pad(wave, (0, target - wave.shape[-1]))[..., :target]
+
+
+def _fit_latent(latent: torch.Tensor, frames: int, codec: AudioCodec, notes: list[str]) -> torch.Tensor:
+    """Clean audio latent [1, Ca, T'] -> exactly `frames` latents: trimmed, or padded with the silence latent."""
+    have = latent.shape[-1]
+    if have == frames:
+        return latent
+    if have > frames:
+        note = f"driving audio latent trimmed from {have} to {frames} latents to match the video"
+        latent = latent[..., :frames]
+    else:
+        note = f"driving audio latent padded with silence from {have} to {frames} latents to match the video"
+        latent = torch.cat([latent, codec.silence_latent(frames - have).to(latent)], dim=-1)
+    log.warning(note)
+    notes.append(note)
+    return latent
 
 
 def _check_image(image: torch.Tensor, lay: Layout) -> torch.Tensor:
