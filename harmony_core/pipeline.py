@@ -20,7 +20,21 @@ from .codecs.base import AudioCodec, VideoCodec
 from .model.conditioning import Conditioning, HarmonyDenoiser
 from .model.harmony import HarmonyModel
 from .model.transcript import encode_transcripts
-from .sampling import Guidance, SyncAnchors, SyncCFG, TextCFG, audio_driven, flow_sigmas, joint, sample, video_driven
+from .sampling import (
+    AUDIO_DRIVEN,
+    UNCOND,
+    VIDEO_DRIVEN,
+    Guidance,
+    SyncAnchors,
+    SyncCFG,
+    TextCFG,
+    audio_driven,
+    flow_sigmas,
+    joint,
+    plan_passes,
+    sample,
+    video_driven,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +207,13 @@ class HarmonyPipeline:
         notes: list[str] = []
         with torch.no_grad():
             mode, static_image = self._mode(req, lay, notes)
-            guidance = self._guidance(req, lay, static_image)
+            guidance = Guidance(sync=SyncCFG(req.sync_video, req.sync_audio, req.sync_start, req.sync_end),
+                                text=TextCFG(req.text_video, req.text_audio))
+            passes = {p for step in plan_passes(guidance, mode, req.steps) for p in step}
+            if passes & {AUDIO_DRIVEN, VIDEO_DRIVEN}:
+                guidance = replace(guidance, anchors=self._anchors(lay, static_image))
             positive = self.conditioning(req)
-            negative = self.conditioning(req, negative=True) if guidance.text.enabled(0.0) else None
+            negative = self.conditioning(req, negative=True) if UNCOND in passes else None
             denoiser = HarmonyDenoiser(self.model, positive, negative)
             noise_v, noise_a = self._noise(req, lay)
             video, audio = sample(denoiser, noise_v, noise_a, mode, guidance, flow_sigmas(req.steps, req.shift),
@@ -245,16 +263,10 @@ class HarmonyPipeline:
         first = frames[:, 0] if req.image is None else req.image
         return video_driven(latent, lay.audio_frames), first
 
-    def _guidance(self, req: Request, lay: Layout, static_image: torch.Tensor | None) -> Guidance:
-        sync = SyncCFG(req.sync_video, req.sync_audio, req.sync_start, req.sync_end)
-        text = TextCFG(req.text_video, req.text_audio)
-        anchors = SyncAnchors()
-        if sync.enabled(0.0) or any(sync.enabled(k / req.steps) for k in range(req.steps)):
-            image = None if static_image is None else static_image.float()[None].to(self.device)
-            anchors = SyncAnchors(
-                mute_audio=self.audio_codec.silence_latent(lay.audio_frames),
-                static_video=self.video_codec.static_latent(image, lay.num_frames, lay.height, lay.width))
-        return Guidance(sync=sync, text=text, anchors=anchors)
+    def _anchors(self, lay: Layout, static_image: torch.Tensor | None) -> SyncAnchors:
+        image = None if static_image is None else static_image.float()[None].to(self.device)
+        return SyncAnchors(mute_audio=self.audio_codec.silence_latent(lay.audio_frames),
+                           static_video=self.video_codec.static_latent(image, lay.num_frames, lay.height, lay.width))
 
     def _noise(self, req: Request, lay: Layout) -> tuple[torch.Tensor, torch.Tensor]:
         g = torch.Generator().manual_seed(req.seed)
