@@ -13,8 +13,8 @@ from torch import nn
 
 from ..attention import Backend
 from ..config import AudioConfig
-from .embeddings import FP32LayerNorm, Rope, rope_angles_1d, sinusoidal_embedding
-from .layers import Attention, gelu_mlp, modulate, to_weight_dtype
+from .embeddings import FP32LayerNorm, Rope, rope_angles_1d
+from .layers import Attention, embed_padded_text, embed_timesteps, gelu_mlp, modulate, to_weight_dtype
 from .transcript import TranscriptEncoder
 
 
@@ -99,20 +99,11 @@ class AudioTower(nn.Module):
 
     def embed_time(self, timesteps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """timesteps [B, L] (Wan units) -> e [B, L, dim], e0 [B, L, 6, dim]."""
-        b, n = timesteps.shape
-        sin = sinusoidal_embedding(self.cfg.freq_dim, timesteps.flatten())
-        e = self.time_embedding(to_weight_dtype(sin, self.time_embedding[0])).float()
-        e0 = self.time_projection(to_weight_dtype(e, self.time_projection[1])).float()
-        return e.view(b, n, -1), e0.view(b, n, 6, -1)
+        return embed_timesteps(timesteps, self.cfg.freq_dim, self.time_embedding, self.time_projection)
 
     def embed_text(self, context: torch.Tensor) -> torch.Tensor:
         """[B, L <= text_len, text_dim] -> zero-padded [B, text_len, dim] (as the video tower)."""
-        b, n, d = context.shape
-        if n > self.cfg.text_len:
-            raise ValueError(f"audio caption has {n} tokens; this model accepts at most {self.cfg.text_len}")
-        padded = context.new_zeros(b, self.cfg.text_len, d)
-        padded[:, :n] = context
-        return self.text_embedding(to_weight_dtype(padded, self.text_embedding[0])).float()
+        return embed_padded_text(context, self.cfg.text_len, self.text_embedding, "audio caption").float()
 
     def rope(self, length: int, device: torch.device) -> Rope:
         positions = torch.arange(length, device=device)

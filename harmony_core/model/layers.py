@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..attention import Backend
-from .embeddings import RMSNorm, Rope
+from .embeddings import RMSNorm, Rope, sinusoidal_embedding
 
 
 def to_weight_dtype(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
@@ -63,3 +63,29 @@ class Attention(nn.Module):
         q = self.project_q(x, q_rope)
         k, v = self.project_kv(x if source is None else source, k_rope)
         return self.out(self.backend(q, k, v, key_mask))
+
+
+def embed_timesteps(timesteps: torch.Tensor, freq_dim: int, time_embedding: nn.Sequential,
+                    time_projection: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor]:
+    """Wan's timestep path: timesteps [B, N] (Wan units) -> e [B, N, C], e0 [B, N, 6, C] (float32).
+
+    time_embedding = Linear -> SiLU -> Linear on the sinusoidal embedding; time_projection = SiLU -> Linear(C, 6C).
+    """
+    b, n = timesteps.shape
+    sin = sinusoidal_embedding(freq_dim, timesteps.flatten())                      # [B*N, freq_dim]
+    e = time_embedding(to_weight_dtype(sin, time_embedding[0])).float()
+    e0 = time_projection(to_weight_dtype(e, time_projection[1])).float()
+    return e.view(b, n, -1), e0.view(b, n, 6, -1)
+
+
+def embed_padded_text(context: torch.Tensor, text_len: int, text_embedding: nn.Sequential, what: str) -> torch.Tensor:
+    """[B, L <= text_len, D] -> zero-padded to text_len -> text_embedding -> [B, text_len, C].
+
+    Wan pads umT5 contexts with zero rows and attends to them too, so the padding is part of the numerics.
+    """
+    b, n, d = context.shape
+    if n > text_len:
+        raise ValueError(f"{what} has {n} tokens; this model accepts at most {text_len}")
+    padded = context.new_zeros(b, text_len, d)
+    padded[:, :n] = context
+    return text_embedding(to_weight_dtype(padded, text_embedding[0]))

@@ -17,8 +17,8 @@ from torch import nn
 
 from ..attention import Backend
 from ..config import VideoConfig
-from .embeddings import FP32LayerNorm, Rope, rope_angles_3d, sinusoidal_embedding
-from .layers import Attention, gelu_mlp, modulate, to_weight_dtype
+from .embeddings import FP32LayerNorm, Rope, rope_angles_3d
+from .layers import Attention, embed_padded_text, embed_timesteps, gelu_mlp, modulate, to_weight_dtype
 
 
 @dataclass(frozen=True)
@@ -104,21 +104,11 @@ class WanVideoTower(nn.Module):
 
     def embed_time(self, timesteps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """timesteps [B, F] in Wan units (sigma * 1000) -> e [B, F, dim], e0 [B, F, 6, dim] (float32)."""
-        b, f = timesteps.shape
-        sin = sinusoidal_embedding(self.cfg.freq_dim, timesteps.flatten())         # [B*F, freq_dim]
-        e = self.time_embedding(to_weight_dtype(sin, self.time_embedding[0])).float()
-        e0 = self.time_projection(to_weight_dtype(e, self.time_projection[1])).float()
-        return e.view(b, f, -1), e0.view(b, f, 6, -1)
+        return embed_timesteps(timesteps, self.cfg.freq_dim, self.time_embedding, self.time_projection)
 
     def embed_text(self, context: torch.Tensor) -> torch.Tensor:
-        """[B, L <= text_len, text_dim] -> zero-padded to text_len -> [B, text_len, dim] (Wan attends to
-        the padded rows too, so padding is part of the numerics)."""
-        b, n, d = context.shape
-        if n > self.cfg.text_len:
-            raise ValueError(f"video caption has {n} tokens; this model accepts at most {self.cfg.text_len}")
-        padded = context.new_zeros(b, self.cfg.text_len, d)
-        padded[:, :n] = context
-        return self.text_embedding(to_weight_dtype(padded, self.text_embedding[0]))
+        """[B, L <= text_len, text_dim] -> [B, text_len, dim] (zero-padded as Wan does)."""
+        return embed_padded_text(context, self.cfg.text_len, self.text_embedding, "video caption")
 
     def rope(self, grid: VideoGrid, device: torch.device) -> Rope:
         return Rope(rope_angles_3d(grid.frames, grid.height, grid.width, self.cfg.head_dim, device=device))
