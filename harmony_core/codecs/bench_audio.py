@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from harmony_core.codecs.mmaudio_codec import MMAudioCodec
+from .mmaudio_codec import MMAudioCodec
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,216 @@
+"""Loader nodes: the Harmony model (MODEL) and its codecs (HARMONY_CODECS)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from comfy_api.latest import io
+from safetensors import SafetensorError
+
+from ..harmony_core.attention import AttentionUnavailable, resolve
+from ..harmony_core.codecs.base import AudioCodec, VideoCodec
+from ..harmony_core.codecs.registry import REAL_AUDIO, REAL_VIDEO, build_audio_codec, build_video_codec
+from ..harmony_core.config import HarmonyConfig
+from ..harmony_core.loading import CheckpointError, load_model
+from ..harmony_core.loading.bundle import load_pipeline
+from ..harmony_core.model.harmony import HarmonyModel
+from .adapters import model_patcher, paths
+from .types import HarmonyCodecs, HarmonyCodecsType
+
+log = logging.getLogger(__name__)
+
+DEMO_CHOICE = "harmony_demo.safetensors (bundled)"
+FROM_MODEL = "from model (demo)"
+DTYPES = {"default": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+ATTENTION = ("sdpa", "flash", "sage")
+FILE_ERRORS = (
+    ValueError,
+    OSError,
+    SafetensorError,
+)  # what a wrong or corrupt file raises (re-raised with the input)
+
+
+def load_harmony(ckpt_name: str, weight_dtype: str, attention: str) -> HarmonyModel:
+    """The model named by the loader's widgets, on ComfyUI's offload device; errors name the widget."""
+    try:
+        resolve(attention)
+    except AttentionUnavailable as err:
+        raise ValueError(f"attention: {err}; choose 'sdpa' (always available)") from err
+    device, dtype = model_patcher.offload_device(), DTYPES[weight_dtype]
+    if ckpt_name == DEMO_CHOICE:
+        return load_pipeline(
+            None, device=device, attention=attention, dtype=dtype, allow_untrained=True
+        ).model
+    path = paths.full_path(paths.HARMONY_FOLDER, ckpt_name, "ckpt_name")
+    try:
+        return load_model(path, attention=attention, dtype=dtype, device=device)[0]
+    except CheckpointError as err:
+        raise ValueError(
+            f"ckpt_name: {ckpt_name!r} is not a Harmony checkpoint (nor a Wan2.2-TI2V DiT): {err}. "
+            "models/harmony holds Harmony checkpoints; VAEs and vocoders go to models/vae"
+        ) from err
+
+
+class HarmonyModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HarmonyModelLoader",
+            display_name="Harmony Model Loader",
+            category="Harmony/loaders",
+            description="Loads a Harmony audio-video model from models/harmony (or the bundled demo model).",
+            inputs=[
+                io.Combo.Input(
+                    "ckpt_name",
+                    options=[DEMO_CHOICE, *paths.harmony_files()],
+                    default=DEMO_CHOICE,
+                    tooltip="Checkpoint in models/harmony (.safetensors). The bundled demo model is "
+                    "tiny, runs on the CPU and makes 64x64 clips of synthetic scenes.",
+                ),
+                io.Combo.Input(
+                    "weight_dtype",
+                    options=list(DTYPES),
+                    default="default",
+                    tooltip="Weight precision. default keeps the file's dtype; bf16/fp16 halve memory "
+                    "on GPUs.",
+                ),
+                io.Combo.Input(
+                    "attention",
+                    options=list(ATTENTION),
+                    default="sdpa",
+                    tooltip="Attention kernel. sdpa works everywhere; flash and sage need their "
+                    "packages and a CUDA GPU (an error says when they are missing).",
+                ),
+            ],
+            outputs=[
+                io.Model.Output(display_name="model", tooltip="The Harmony model (video + audio towers).")
+            ],
+        )
+
+    @classmethod
+    def execute(cls, ckpt_name: str, weight_dtype: str, attention: str) -> io.NodeOutput:
+        model = load_harmony(ckpt_name, weight_dtype, attention)
+        return io.NodeOutput(model_patcher.model_patcher(model, ckpt_name))
+
+
+def _spec(cfg: HarmonyConfig, kind: str) -> object:
+    """The codec the checkpoint names; a plain Wan2.2 DiT names none and uses the real codecs."""
+    spec = cfg.codecs.get(kind)
+    if spec is None:
+        spec = REAL_VIDEO[0] if kind == "video" else REAL_AUDIO[0]
+        log.info("the checkpoint names no %s codec; using %s", kind, spec)
+    return spec
+
+
+def video_codec(cfg: HarmonyConfig, video_vae: str, vae: object | None) -> VideoCodec:
+    """The video codec from the model (demo), a models/vae file, or a core VAE; errors name the input."""
+    spec = _spec(cfg, "video")
+    demo = isinstance(spec, dict)
+    if vae is not None and video_vae != FROM_MODEL:
+        raise ValueError("vae / video_vae: give the video VAE once: connect vae OR choose a video_vae file")
+    if demo and (vae is not None or video_vae != FROM_MODEL):
+        raise ValueError(
+            f"{'vae' if vae is not None else 'video_vae'}: this model uses its built-in demo video "
+            f"codec; set video_vae to '{FROM_MODEL}' and leave vae unconnected"
+        )
+    if demo:
+        return build_video_codec(spec)
+    if vae is not None:
+        return model_patcher.video_codec_from_vae(vae)
+    if video_vae == FROM_MODEL:
+        raise ValueError(
+            f"video_vae: this model decodes video with the {spec} codec; choose its file "
+            "(models/vae, e.g. wan2.2_vae.safetensors) or connect a Load VAE node to vae"
+        )
+    path = paths.full_path(paths.CODEC_FOLDER, video_vae, "video_vae")
+    try:
+        return build_video_codec(spec, path)
+    except FILE_ERRORS as err:
+        raise ValueError(f"video_vae: {video_vae!r} is not a {spec} file: {err}") from err
+
+
+def audio_codec(cfg: HarmonyConfig, audio_vae: str, vocoder: str) -> AudioCodec:
+    """The audio codec from the model (demo) or the MMAudio VAE + vocoder files; errors name the input."""
+    spec = _spec(cfg, "audio")
+    chosen = [name for name, value in (("audio_vae", audio_vae), ("vocoder", vocoder)) if value != FROM_MODEL]
+    if isinstance(spec, dict):
+        if chosen:
+            raise ValueError(
+                f"{', '.join(chosen)}: this model uses its built-in demo audio codec; set it to "
+                f"'{FROM_MODEL}'"
+            )
+        return build_audio_codec(spec)
+    if len(chosen) < 2:
+        missing = [n for n in ("audio_vae", "vocoder") if n not in chosen]
+        raise ValueError(
+            f"{', '.join(missing)}: this model uses the {spec} audio codec; choose the MMAudio VAE "
+            "and the BigVGAN vocoder files (models/vae, .safetensors)"
+        )
+    vae_path = paths.full_path(paths.CODEC_FOLDER, audio_vae, "audio_vae")
+    vocoder_path = paths.full_path(paths.CODEC_FOLDER, vocoder, "vocoder")
+    try:
+        return build_audio_codec(spec, vae_path, vocoder_path)
+    except FILE_ERRORS as err:
+        raise ValueError(
+            f"audio_vae / vocoder: {audio_vae!r} + {vocoder!r} are not a {spec} VAE and vocoder: {err}"
+        ) from err
+
+
+def check_fit(cfg: HarmonyConfig, video: VideoCodec, audio: AudioCodec, video_input: str) -> None:
+    """Latent channels must match the model's towers; errors name the input that chose the codec."""
+    if video.latent_channels != cfg.video.in_dim:
+        raise ValueError(
+            f"{video_input}: the video codec makes {video.latent_channels}-channel latents but the "
+            f"model takes {cfg.video.in_dim}; choose the VAE the model was trained with"
+        )
+    if audio.latent_channels != cfg.audio.in_dim:
+        raise ValueError(
+            f"audio_vae: the audio codec makes {audio.latent_channels}-channel latents but the model "
+            f"takes {cfg.audio.in_dim}; choose the audio VAE the model was trained with"
+        )
+
+
+def _codec_combo(name: str, what: str) -> io.Combo.Input:
+    return io.Combo.Input(
+        name,
+        options=[FROM_MODEL, *paths.codec_files()],
+        default=FROM_MODEL,
+        tooltip=f"{what}. '{FROM_MODEL}': the codec built into the model (the demo model needs "
+        "no file); real models need the file from models/vae (.safetensors).",
+    )
+
+
+class HarmonyCodecLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HarmonyCodecLoader",
+            display_name="Harmony Codec Loader",
+            category="Harmony/loaders",
+            description="Loads the video VAE, audio VAE and vocoder a Harmony model was trained with.",
+            inputs=[
+                io.Model.Input(
+                    "model", tooltip="The Harmony model the codecs are for (from HarmonyModelLoader)."
+                ),
+                _codec_combo("video_vae", "Video VAE (Wan2.2 VAE for real models)"),
+                _codec_combo("audio_vae", "Audio VAE (MMAudio 16k VAE for real models)"),
+                _codec_combo("vocoder", "Vocoder (BigVGAN for MMAudio 16k)"),
+                io.Vae.Input(
+                    "vae",
+                    optional=True,
+                    tooltip="Optional: the Wan2.2 VAE from core Load VAE, instead of video_vae.",
+                ),
+            ],
+            outputs=[HarmonyCodecsType.Output(display_name="codecs", tooltip="Video and audio codecs.")],
+        )
+
+    @classmethod
+    def execute(
+        cls, model: object, video_vae: str, audio_vae: str, vocoder: str, vae: object | None = None
+    ) -> io.NodeOutput:
+        harmony = model_patcher.harmony_model(model)
+        video = video_codec(harmony.cfg, video_vae, vae)
+        audio = audio_codec(harmony.cfg, audio_vae, vocoder)
+        check_fit(harmony.cfg, video, audio, "vae" if vae is not None else "video_vae")
+        return io.NodeOutput(HarmonyCodecs(harmony, model_patcher.codec_patcher(video, audio)))

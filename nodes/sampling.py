@@ -1,0 +1,328 @@
+"""HarmonySampler: one node for the three modes (joint / audio_driven / video_driven) with SyncCFG.
+
+Everything the user can get wrong is checked before the model is loaded onto the GPU: the MODEL kind, the
+codecs fitting the model, the wiring each mode needs, sizes on the grid, 4k+1 frames, the length limit, and
+conditions encoded with other codecs. Errors name the input and say what to do. Then harmony_core's
+`HarmonyPipeline.resolve` validates the request once more and `sample` runs with a per-step callback
+(progress, preview, interrupt). Batch > 1 samples several takes at once (seeds differ per take).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+
+from comfy_api.latest import io
+
+from ..harmony_core import timeline
+from ..harmony_core.model.harmony import HarmonyModel
+from ..harmony_core.pipeline import MAX_SECONDS, MODES, HarmonyPipeline, Request
+from ..harmony_core.sampling import SOLVERS
+from .adapters import model_patcher
+from .adapters.progress import SamplingProgress
+from .conditioning import check_grid
+from .types import (
+    DEFAULT_FPS,
+    DEFAULTS,
+    AudioCondition,
+    HarmonyAudioType,
+    HarmonyCodecs,
+    HarmonyCodecsType,
+    HarmonyImageType,
+    HarmonyVideoType,
+    ReferenceImage,
+    VideoCondition,
+    audio_signature,
+    make_latent,
+    read_conditioning,
+    video_signature,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Widgets:
+    """HarmonySampler's widget values."""
+
+    mode: str
+    width: int
+    height: int
+    frames: int
+    fps: float
+    steps: int
+    shift: float
+    seed: int
+    solver: str
+    sync_video_scale: float
+    sync_audio_scale: float
+    sync_start: float
+    sync_end: float
+    text_cfg_video: float
+    text_cfg_audio: float
+    batch: int
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """The optional condition sockets of HarmonySampler."""
+
+    audio: AudioCondition | None = None
+    video: VideoCondition | None = None
+    reference: ReferenceImage | None = None
+
+
+def check_wiring(w: Widgets, c: Conditions, codecs: HarmonyCodecs) -> None:
+    """What each mode needs, and conditions encoded with the connected codecs."""
+    driving_audio = c.audio is not None and c.audio.role == "drive"
+    if w.mode == "audio_driven" and not driving_audio:
+        raise ValueError(
+            "audio_cond: mode 'audio_driven' needs a driving soundtrack; connect HarmonyAudioCondition "
+            "with role 'drive' (or choose mode 'joint')"
+        )
+    if w.mode == "video_driven" and c.video is None:
+        raise ValueError(
+            "video_cond: mode 'video_driven' needs driving frames; connect HarmonyVideoCondition "
+            "(or choose mode 'joint')"
+        )
+    if driving_audio and w.mode != "audio_driven":
+        log.warning(
+            "audio_cond (role 'drive') is ignored in mode %r; it is used by mode 'audio_driven'", w.mode
+        )
+    if c.video is not None and w.mode != "video_driven":
+        log.warning("video_cond is ignored in mode %r; it is used by mode 'video_driven'", w.mode)
+    video = video_signature(codecs.video)
+    for name, cond, expected in (
+        ("audio_cond", c.audio, audio_signature(codecs.audio)),
+        ("video_cond", c.video, video),
+        ("reference", c.reference, video),
+    ):
+        if cond is not None and cond.signature != expected:
+            raise ValueError(
+                f"{name}: it was encoded with another codec ({cond.signature[0]}) than codecs "
+                f"({expected[0]}); feed both from the same HarmonyCodecLoader"
+            )
+
+
+def check_size(w: Widgets, c: Conditions, codecs: HarmonyCodecs, rate: Fraction) -> tuple[int, int]:
+    """Grid, 4k+1 frames, length limit; returns the (width, height) the clip will have."""
+    if w.mode == "video_driven":
+        width, height = c.video.width, c.video.height
+    else:
+        check_grid(w.width, codecs.grid, "width")
+        check_grid(w.height, codecs.grid, "height")
+        stride = codecs.video.temporal_stride
+        if w.frames < 1 or (w.frames - 1) % stride:
+            near = max(1, round((w.frames - 1) / stride)) * stride + 1
+            raise ValueError(
+                f"frames: {w.frames} is not {stride}*k+1 (the video codec's frame grouping); use e.g. {near}"
+            )
+        if timeline.frames_duration(w.frames, rate) > MAX_SECONDS:
+            raise ValueError(
+                f"frames: {w.frames} frames at {rate} fps last more than {MAX_SECONDS:.0f} s; at most "
+                f"{timeline.max_causal_frames(MAX_SECONDS, rate, stride)} frames at this fps"
+            )
+        width, height = w.width, w.height
+    ref = c.reference
+    if ref is not None and (ref.width, ref.height) != (width, height):
+        raise ValueError(
+            f"reference: it is {ref.width}x{ref.height} but the clip is {width}x{height}; set "
+            "HarmonyReferenceImage's width/height to the clip's size"
+        )
+    return width, height
+
+
+def build_request(
+    harmony: HarmonyModel,
+    codecs: HarmonyCodecs,
+    w: Widgets,
+    positive: list,
+    negative: list | None,
+    c: Conditions,
+) -> Request:
+    """A harmony_core Request from the node's inputs, after the node-level checks."""
+    check_wiring(w, c, codecs)
+    rate = c.video.fps if w.mode == "video_driven" else timeline.as_rate(w.fps, "fps")
+    check_size(w, c, codecs, rate)
+    text_dim = harmony.cfg.video.text_dim
+    video_ctx, audio_ctx, transcript = read_conditioning(positive, text_dim, "positive")
+    neg = (None, None) if negative is None else read_conditioning(negative, text_dim, "negative")[:2]
+    if negative is None and harmony.text_encoder is None and (w.text_cfg_video != 1 or w.text_cfg_audio != 1):
+        raise ValueError(
+            "negative: text CFG above 1 needs a negative conditioning for this model; connect one "
+            "(CLIPTextEncode with an empty or negative prompt) or set text_cfg_video/audio to 1"
+        )
+    drive = w.mode == "audio_driven"
+    voice = c.audio.latent if c.audio is not None and c.audio.role == "reference_voice" else None
+    return Request(
+        transcript=transcript,
+        mode=w.mode,
+        num_frames=w.frames,
+        width=w.width,
+        height=w.height,
+        fps=str(rate),
+        steps=w.steps,
+        shift=w.shift,
+        solver=w.solver,
+        sync_video=w.sync_video_scale,
+        sync_audio=w.sync_audio_scale,
+        sync_start=w.sync_start,
+        sync_end=w.sync_end,
+        text_video=w.text_cfg_video,
+        text_audio=w.text_cfg_audio,
+        seed=w.seed,
+        batch=w.batch,
+        image=None if c.reference is None else c.reference.image,
+        image_latent=None if c.reference is None else c.reference.latent,
+        audio_latent=c.audio.latent if drive else None,
+        ref_audio_latent=voice,
+        video_latent=c.video.latent if w.mode == "video_driven" else None,
+        video_context=video_ctx,
+        audio_context=audio_ctx,
+        negative_video_context=neg[0],
+        negative_audio_context=neg[1],
+    )
+
+
+def resolve(pipeline: HarmonyPipeline, request: Request) -> Request:
+    try:
+        return pipeline.resolve(request)
+    except ValueError as err:
+        raise ValueError(f"HarmonySampler: {err}") from err
+
+
+def _float(name: str, default: float, lo: float, hi: float, step: float, tooltip: str) -> io.Float.Input:
+    return io.Float.Input(name, default=default, min=lo, max=hi, step=step, round=0.001, tooltip=tooltip)
+
+
+def _int(name: str, default: int, lo: int, hi: int, step: int, tooltip: str) -> io.Int.Input:
+    return io.Int.Input(name, default=default, min=lo, max=hi, step=step, tooltip=tooltip)
+
+
+def _clip_inputs() -> list:
+    """What to make: mode, size, length, rate."""
+    modes = (
+        "joint: text -> audio + video. audio_driven: video for a given soundtrack (audio_cond). "
+        "video_driven: soundtrack for given frames (video_cond)."
+    )
+    ignored = "Ignored in video_driven mode (the driving video's is used)."
+    return [
+        io.Combo.Input("mode", options=list(MODES), default="joint", tooltip=modes),
+        _int(
+            "width",
+            DEFAULTS.width,
+            16,
+            4096,
+            16,
+            f"Pixels, a multiple of the grid (16 demo, 32 Wan2.2). {ignored}",
+        ),
+        _int("height", DEFAULTS.height, 16, 4096, 16, f"Pixels, a multiple of the grid. {ignored}"),
+        _int(
+            "frames",
+            DEFAULTS.num_frames,
+            1,
+            7201,
+            4,
+            f"4k+1 frames (81 = 3.2 s at 25 fps), at most 60 s. {ignored}",
+        ),
+        _float("fps", DEFAULT_FPS, 1.0, 120.0, 1.0, f"Frame rate (29.97 is read as 30000/1001). {ignored}"),
+    ]
+
+
+def _sampling_inputs() -> list:
+    """How to sample: schedule, seed, solver, SyncCFG and text CFG, takes."""
+    d = DEFAULTS
+    return [
+        _int("steps", d.steps, 1, 200, 1, "Denoising steps."),
+        _float(
+            "shift", d.shift, 0.1, 20.0, 0.1, "Flow-matching schedule shift (higher: more high-noise steps)."
+        ),
+        io.Int.Input(
+            "seed",
+            default=0,
+            min=0,
+            max=0xFFFFFFFFFFFFFFFF,
+            control_after_generate=True,
+            tooltip="Noise seed; takes of a batch differ from each other.",
+        ),
+        io.Combo.Input("solver", options=list(SOLVERS), default=d.solver, tooltip="ODE solver."),
+        _float(
+            "sync_video_scale", d.sync_video, 0.0, 10.0, 0.1, "SyncCFG: motion follows the audio (1 = off)."
+        ),
+        _float(
+            "sync_audio_scale", d.sync_audio, 0.0, 10.0, 0.1, "SyncCFG: sounds follow the motion (1 = off)."
+        ),
+        _float("sync_start", 0.0, 0.0, 1.0, 0.01, "SyncCFG starts at this fraction of the steps."),
+        _float("sync_end", 1.0, 0.0, 1.0, 0.01, "SyncCFG ends at this fraction of the steps."),
+        _float("text_cfg_video", d.text_video, 0.0, 20.0, 0.1, "Text CFG on the video (1 = off)."),
+        _float("text_cfg_audio", d.text_audio, 0.0, 20.0, 0.1, "Text CFG on the audio (1 = off)."),
+        _int("batch", 1, 1, 16, 1, "Takes generated at once (several clips)."),
+    ]
+
+
+def _inputs() -> list:
+    return [
+        io.Model.Input("model", tooltip="The Harmony model (HarmonyModelLoader)."),
+        HarmonyCodecsType.Input("codecs", tooltip="Its codecs (HarmonyCodecLoader)."),
+        io.Conditioning.Input(
+            "positive", tooltip="Captions + transcript (HarmonyTextEncode / HarmonyConditioning)."
+        ),
+        io.Conditioning.Input(
+            "negative", optional=True, tooltip="Negative captions, used when text CFG is above 1."
+        ),
+        *_clip_inputs(),
+        *_sampling_inputs(),
+        HarmonyAudioType.Input(
+            "audio_cond",
+            optional=True,
+            tooltip="Driving soundtrack or reference voice (HarmonyAudioCondition).",
+        ),
+        HarmonyVideoType.Input(
+            "video_cond", optional=True, tooltip="Driving frames (HarmonyVideoCondition)."
+        ),
+        HarmonyImageType.Input(
+            "reference", optional=True, tooltip="First frame (HarmonyReferenceImage), clip size."
+        ),
+    ]
+
+
+class HarmonySampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HarmonySampler",
+            display_name="Harmony Sampler",
+            category="Harmony/sampling",
+            description="Generates synchronized audio + video latents (joint, audio-driven or "
+            "video-driven) with Harmony's SyncCFG.",
+            inputs=_inputs(),
+            hidden=[io.Hidden.unique_id],
+            outputs=[
+                io.Latent.Output(display_name="latent", tooltip="Video and audio latents (HarmonyDecode).")
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        model: object,
+        codecs: HarmonyCodecs,
+        positive: list,
+        negative: list | None = None,
+        audio_cond: AudioCondition | None = None,
+        video_cond: VideoCondition | None = None,
+        reference: ReferenceImage | None = None,
+        **widgets,
+    ) -> io.NodeOutput:
+        harmony = model_patcher.harmony_model(model)
+        conditions = Conditions(audio_cond, video_cond, reference)
+        request = build_request(harmony, codecs, Widgets(**widgets), positive, negative, conditions)
+        pipeline = codecs.pipeline(harmony, model_patcher.load_device(model))
+        request = resolve(pipeline, request)
+        model_patcher.load(model, codecs.patcher)
+        progress = SamplingProgress(request.steps, codecs.video, cls.hidden.unique_id)
+        video, audio, layout, notes = pipeline.sample(request, progress)
+        for note in notes:
+            log.info("HarmonySampler: %s", note)
+        return io.NodeOutput(make_latent(video, audio, layout.fps))
