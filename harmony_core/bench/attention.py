@@ -7,13 +7,13 @@ duration (frames and audio latents) to show how each variant grows with length.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .. import timeline
 from ..attention import resolve
+from ..attention.local import neighbour_frame_attention
 
 FRAMES, PER_FRAME, AUDIO, HEAD_DIM = 28, 858, 137, 128
 
@@ -36,11 +36,10 @@ def gathered(direction: str, q, k, v, tv: int, ta: int, a2v_margin: float = 0.5,
         w = timeline.a2v_windows(tv, ta, a2v_margin)
         out = sdpa(q.view(tv, PER_FRAME, *q.shape[2:]), k[0][w.index], v[0][w.index], w.valid)
         return out.reshape(q.shape)
-    qw, fw = timeline.v2a_groups(tv, ta, v2a_margin)
-    kf = k.view(tv, PER_FRAME, *k.shape[2:])[fw.index].flatten(1, 2)       # [Tv, Kf*HW, H, D]
-    vf = v.view(tv, PER_FRAME, *v.shape[2:])[fw.index].flatten(1, 2)
-    out = sdpa(q[0][qw.index], kf, vf, fw.valid.repeat_interleave(PER_FRAME, 1))
-    return out
+    qw, _ = timeline.v2a_groups(tv, ta, v2a_margin)
+    kf = k.view(1, tv, PER_FRAME, *k.shape[2:])                              # [1, Tv, HW, H, D] (a view)
+    vf = v.view(1, tv, PER_FRAME, *v.shape[2:])
+    return neighbour_frame_attention(q[:, qw.index], kf, vf, v2a_margin)[0]  # [Tv, Qw, H, D]
 
 
 def dense_mask(direction: str, tv: int, ta: int, a2v_margin: float = 0.5, v2a_margin: int = 1) -> torch.Tensor:
@@ -64,11 +63,16 @@ def dense(direction: str, q, k, v, tv: int, ta: int):
     return out.transpose(1, 2)
 
 
-def make_call(variant: str, direction: str, scale: int = 1, heads: int = 2, repeats: int = 2) -> Callable[[], object]:
-    """Factory run inside the measuring subprocess (see bench.measure)."""
-    q, k, v, tv, ta = _inputs(direction, scale, heads)
-    fn = gathered if variant == "gathered" else dense
-    return lambda: fn(direction, q, k, v, tv, ta)
+def measure_variant(args: dict) -> dict:
+    """Subprocess side (bench.measure): peak memory of one call, then the best of `repeats` timings."""
+    from .measure import measured, time_call
+
+    q, k, v, tv, ta = _inputs(args["direction"], args["scale"], args["heads"])
+    fn = gathered if args["variant"] == "gathered" else dense
+    call = lambda: fn(args["direction"], q, k, v, tv, ta)  # noqa: E731
+    _, _, peak, method = measured(call, torch.device("cpu"))
+    return {"seconds": time_call(call, repeats=args.get("repeats", 2), warmup=0), "peak_mb": peak,
+            "peak_method": method}
 
 
 def check_equal(direction: str, scale: int = 1, heads: int = 2) -> float:
@@ -77,24 +81,25 @@ def check_equal(direction: str, scale: int = 1, heads: int = 2) -> float:
     a, b = gathered(direction, q, k, v, tv, ta), dense(direction, q, k, v, tv, ta)
     if direction == "v2a":
         qw, _ = timeline.v2a_groups(tv, ta, 1)
-        b = b[0][qw.index]
+        a, b = a[qw.valid], b[0][qw.index][qw.valid]
     return float((a - b).abs().max())
 
 
-def rows(scales: tuple[int, ...] = (1, 2), heads: int = 2) -> list[dict]:
-    from .measure import measure
+def rows(scales: tuple[int, ...] = (1, 2), heads: int = 2, threads: int | None = None) -> list[dict]:
+    from .measure import run_in_subprocess
 
     out = []
     for direction in ("a2v", "v2a"):
         for scale in scales:
-            m = {variant: measure("harmony_core.bench.attention:make_call", variant=variant, direction=direction,
-                                  scale=scale, heads=heads) for variant in ("gathered", "dense")}
+            m = {variant: run_in_subprocess("harmony_core.bench.attention:measure_variant", {
+                "variant": variant, "direction": direction, "scale": scale, "heads": heads, "threads": threads})
+                for variant in ("gathered", "dense")}
             out.append({
                 "direction": direction, "latent_frames": FRAMES * scale, "audio_latents": AUDIO * scale,
-                "gathered_s": m["gathered"].seconds, "dense_s": m["dense"].seconds,
-                "time_ratio_dense_over_gathered": m["dense"].seconds / max(m["gathered"].seconds, 1e-9),
-                "gathered_peak_mb": m["gathered"].peak_mb, "dense_peak_mb": m["dense"].peak_mb,
-                "mem_ratio_dense_over_gathered": m["dense"].peak_mb / max(m["gathered"].peak_mb, 1e-6),
+                "gathered_s": m["gathered"]["seconds"], "dense_s": m["dense"]["seconds"],
+                "time_ratio_dense_over_gathered": m["dense"]["seconds"] / max(m["gathered"]["seconds"], 1e-9),
+                "gathered_peak_mb": m["gathered"]["peak_mb"], "dense_peak_mb": m["dense"]["peak_mb"],
+                "mem_ratio_dense_over_gathered": m["dense"]["peak_mb"] / max(m["gathered"]["peak_mb"], 1e-6),
                 "max_abs_diff": check_equal(direction, scale, heads) if scale == 1 else math.nan,
             })
     return out

@@ -1,36 +1,73 @@
-"""Timing and peak-memory measurement that works on CPU and GPU.
+"""Timing and peak-memory measurement shared by every benchmark.
 
-Peak memory on CPU: each measured call runs in a fresh spawned subprocess; the figure is the growth of
-the process's peak resident set (ru_maxrss) over its resident size just before the call, after inputs
-are built. On CUDA it is torch.cuda.max_memory_allocated() growth over the allocation before the call.
+- Each measured call runs in a fresh Python subprocess (`run_in_subprocess`), so earlier work and the
+  allocator's cache neither hide nor inflate the figure.
+- CPU peak memory: right before the call the child resets the kernel's peak-RSS counter (writes "5" to
+  /proc/self/clear_refs, Linux >= 4.0) and reads VmRSS; afterwards it reads VmHWM. The figure is the
+  resident growth during the call (activations, caches, outputs; weights and inputs excluded). Where
+  clear_refs cannot be written it falls back to getrusage's lifetime peak (an upper bound); the row's
+  `peak_method` says which.
+- CUDA: torch.cuda.max_memory_allocated() growth over memory_allocated() before the call.
 """
 from __future__ import annotations
 
 import importlib
-import multiprocessing as mp
+import json
+import os
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-
-@dataclass(frozen=True)
-class Measurement:
-    seconds: float      # best of `repeats` wall-clock runs
-    peak_mb: float      # peak memory growth during one call
+_REPO = Path(__file__).resolve().parents[2]
+_CHILD = "import sys; from harmony_core.bench.measure import _child_main; _child_main(sys.argv[1], sys.argv[2])"
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
+def _status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise OSError(f"{field} not in /proc/self/status")
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # Linux reports KiB
+def reset_peak(device: torch.device) -> tuple[str, float]:
+    """Start a peak-memory window; returns (method, MB in use now)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        return "cuda max_memory_allocated", torch.cuda.memory_allocated(device) / 2**20
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return "VmHWM after clear_refs", _status_mb("VmRSS")
+    except OSError:
+        return "ru_maxrss (lifetime peak)", _status_mb("VmRSS")
+
+
+def peak_growth(device: torch.device, method: str, before: float) -> float:
+    """Peak MB above `before` since `reset_peak`."""
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    elif method.startswith("VmHWM"):
+        peak = _status_mb("VmHWM")
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux reports KiB
+    return max(0.0, peak - before)
+
+
+def measured(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float, float, str]:
+    """One call of `fn`: (result, seconds, peak MB growth, method)."""
+    method, before = reset_peak(device)
+    start = time.perf_counter()
+    result = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    return result, seconds, peak_growth(device, method, before), method
 
 
 def time_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> float:
@@ -49,40 +86,21 @@ def time_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> float
     return best
 
 
-def _child(target: str, kwargs: dict[str, Any], threads: int, queue: mp.Queue) -> None:
-    try:
-        torch.set_num_threads(threads)
-        module, name = target.rsplit(":", 1)
-        factory = getattr(importlib.import_module(module), name)
-        fn = factory(**kwargs)                      # builds inputs, returns the call to measure
-        with torch.no_grad():
-            if torch.cuda.is_available() and kwargs.get("device", "cpu") != "cpu":
-                torch.cuda.reset_peak_memory_stats()
-                before = torch.cuda.memory_allocated()
-                fn()
-                peak = (torch.cuda.max_memory_allocated() - before) / 2**20
-            else:
-                before = _rss_mb()
-                fn()
-                peak = max(0.0, _peak_rss_mb() - before)
-            seconds = time_call(fn, repeats=kwargs.get("repeats", 2), warmup=0)
-        queue.put(Measurement(seconds, peak))
-    except BaseException as exc:  # report any failure to the parent, then exit
-        queue.put(exc)
+def _child_main(target: str, payload: str) -> None:
+    """Subprocess side: call `module:function(args) -> dict` and print it as one JSON line."""
+    module, name = target.rsplit(":", 1)
+    args = json.loads(payload)
+    torch.set_num_threads(int(args.get("threads") or torch.get_num_threads()))
+    with torch.no_grad():
+        result = getattr(importlib.import_module(module), name)(args)
+    sys.stdout.write(json.dumps(result) + "\n")
 
 
-def measure(target: str, threads: int | None = None, timeout: float = 900.0, **kwargs: Any) -> Measurement:
-    """Run `module:factory(**kwargs)()` in a fresh process; returns its time and peak memory."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(target, kwargs, threads or torch.get_num_threads(), queue))
-    proc.start()
-    try:
-        result = queue.get(timeout=timeout)
-    finally:
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.kill()
-    if isinstance(result, BaseException):
-        raise RuntimeError(f"benchmark {target} failed: {result!r}") from result
-    return result
+def run_in_subprocess(target: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Run `module:function(args)` in a fresh interpreter and return its dict (JSON round trip)."""
+    path = os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", _CHILD, target, json.dumps(args)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": path}, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark {target} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -5,8 +5,8 @@ into a batch — (B*Tv, window, C) — never through a dense (N x N) mask:
 - A2V: the h*w tokens of video latent frame i attend to the audio latents of window C_a,i
   (`timeline.a2v_windows`).
 - V2A: audio latents are grouped by the video frame holding their centre; each group attends to the
-  tokens of that frame and `v2a_margin` frames either side (`timeline.v2a_groups`), so keys are
-  shared per group instead of copied per audio latent.
+  tokens of that frame and `v2a_margin` frames either side (`timeline.v2a_groups`); neighbour frames are
+  shifted views of the keys (`attention.local.neighbour_frame_attention`), so no key is copied.
 Source positions are rescaled onto the target's timeline before a 1-D temporal RoPE (A2V: audio j at
 j*Tv/Ta on the video timeline; V2A: video i at i*Ta/Tv on the audio timeline), unless `rope_align`
 is off. Global style alignment: reference-audio tokens query the whole video (paper Eq. 7).
@@ -21,6 +21,7 @@ from torch import nn
 
 from .. import timeline
 from ..attention import Backend
+from ..attention.local import neighbour_frame_attention
 from ..config import HarmonyConfig
 from .embeddings import FP32LayerNorm, Rope, rope_angles_1d
 from .layers import Attention
@@ -36,7 +37,7 @@ class AlignmentPlan:
     local: bool
     a2v: timeline.Windows | None        # G = Tv groups of audio indices
     v2a_queries: timeline.Windows | None  # G = Tv groups of audio indices
-    v2a_frames: timeline.Windows | None   # G = Tv groups of video frame indices
+    v2a_margin: int                     # video frames either side of an audio latent's frame
     v2a_slot: torch.Tensor | None       # [Ta] position of audio j in the flattened (G * Qw) query batch
     video_pos_a2v: torch.Tensor         # [Tv] float64 frame positions on the video timeline
     audio_pos_a2v: torch.Tensor         # [Ta]
@@ -47,16 +48,16 @@ class AlignmentPlan:
     def build(cfg: HarmonyConfig, grid: VideoGrid, audio_len: int, device: torch.device) -> AlignmentPlan:
         tv, ta, ic = grid.frames, audio_len, cfg.interaction
         local = ic.kind == "gldi"
-        a2v = q = f = slot = None
+        a2v = q = slot = None
         if local:
             a2v = _to(timeline.a2v_windows(tv, ta, ic.a2v_margin), device)
-            q, f = (_to(w, device) for w in timeline.v2a_groups(tv, ta, ic.v2a_margin))
+            q = _to(timeline.v2a_groups(tv, ta, ic.v2a_margin)[0], device)
             flat = torch.arange(q.index.numel(), device=device).view_as(q.index)
             slot = torch.empty(ta, dtype=torch.long, device=device)
             slot[q.index[q.valid]] = flat[q.valid]
         frames = torch.arange(tv, dtype=torch.float64, device=device)
         return AlignmentPlan(
-            grid=grid, audio_len=ta, local=local, a2v=a2v, v2a_queries=q, v2a_frames=f, v2a_slot=slot,
+            grid=grid, audio_len=ta, local=local, a2v=a2v, v2a_queries=q, v2a_margin=ic.v2a_margin, v2a_slot=slot,
             video_pos_a2v=frames,
             audio_pos_a2v=timeline.audio_positions(ta, tv, ic.rope_align).to(device),
             video_pos_v2a=timeline.video_positions(tv, ta, ic.rope_align).to(device),
@@ -115,14 +116,12 @@ class V2A(CrossModalAttention):
         k, v = self.project_kv(self.norm_src(video), self.rope(per_token, theta))       # [B, Lv, H, D]
         if not plan.local:
             return self.out(self.backend(q, k, v, None))
-        b, qw, fw = q.shape[0], plan.v2a_queries, plan.v2a_frames
-        qg = q[:, qw.index].flatten(0, 1)                                            # [B*Tv, Qw, H, D]
-        k = k.view(b, g.frames, g.per_frame, *k.shape[2:])[:, fw.index]             # [B, Tv, Kf, HW, H, D]
-        v = v.view(b, g.frames, g.per_frame, *v.shape[2:])[:, fw.index]
-        k, v = k.flatten(2, 3).flatten(0, 1), v.flatten(2, 3).flatten(0, 1)          # [B*Tv, Kf*HW, H, D]
-        key_valid = fw.valid.repeat_interleave(g.per_frame, dim=1)                    # [Tv, Kf*HW]
-        out = self.backend(qg, k, v, _mask_or_none(key_valid, b))                    # [B*Tv, Qw, H, D]
-        out = out.reshape(b, -1, *out.shape[2:])[:, plan.v2a_slot]                   # [B, Ta, H, D]
+        b, qw = q.shape[0], plan.v2a_queries
+        qg = q[:, qw.index]                                                          # [B, Tv, Qw, H, D]
+        k = k.view(b, g.frames, g.per_frame, *k.shape[2:])                           # [B, Tv, HW, H, D]
+        v = v.view(b, g.frames, g.per_frame, *v.shape[2:])
+        out = neighbour_frame_attention(qg, k, v, plan.v2a_margin)                   # [B, Tv, Qw, H, D]
+        out = out.flatten(1, 2)[:, plan.v2a_slot]                                    # [B, Ta, H, D]
         return self.out(out)
 
 

@@ -32,6 +32,13 @@ def test_harmony_core_imports_no_comfyui():
     assert not bad, f"harmony_core must not import ComfyUI: {bad}"
 
 
+def test_harmony_core_imports_itself_relatively():
+    """ComfyUI imports the pack as a package without putting it on sys.path: `import harmony_core...`
+    inside the library would fail there (seen live), so every internal import must be relative."""
+    absolute = {str(f.relative_to(CORE)) for f in CORE.rglob("*.py") if "harmony_core" in _imports(f)}
+    assert not absolute, f"use relative imports inside harmony_core: {sorted(absolute)}"
+
+
 def test_ast_check_detects_an_import(tmp_path):
     f = tmp_path / "x.py"
     f.write_text("import folder_paths\nfrom comfy.model_management import get_torch_device\n")

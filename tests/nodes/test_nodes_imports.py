@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 
 from node_harness import REPO, STUB
 
@@ -32,11 +31,6 @@ print("\\n".join(failed))
 """
 
 
-@pytest.mark.xfail(
-    reason="harmony_core/codecs/wan_codec.py, wan_tiling.py, bench_video.py and bench_audio.py import "
-    "'harmony_core' absolutely; inside ComfyUI that raises ModuleNotFoundError (seen live when "
-    "HarmonyCodecLoader loads a Wan2.2 VAE). Fix: relative imports; then drop this marker."
-)
 def test_every_module_imports_as_part_of_the_pack(tmp_path):
     env = {"PYTHONPATH": str(STUB), "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
