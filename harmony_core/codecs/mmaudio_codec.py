@@ -31,7 +31,8 @@ from .base import AudioCodec
 from .bigvgan import (BIGVGAN_PRESETS, CHECKPOINT_PREFIXES, BigVGAN, BigVGANConfig,
                       bigvgan_config_from_state_dict, fuse_weight_norm_keys)
 from .mel import MelConverter, mel_preset
-from .mmaudio_loading import metadata_json, read_safetensors, strip_prefix
+from ..loading.safetensors_io import read_safetensors
+from .mmaudio_loading import metadata_json, strip_prefix
 from .mmaudio_vae import VAE_PRESETS, MMAudioVAE, WeightNorm, vae_config_from_state_dict
 
 logger = logging.getLogger(__name__)
@@ -132,12 +133,12 @@ class MMAudioCodec(AudioCodec):
         'config' (JSON) when present, else from the mode's preset, adjusted from the weights' shapes.
         """
         mel_preset(mode)  # validates the mode
-        vae_sd, _ = read_safetensors(vae_path)
+        vae_sd, _ = read_safetensors(vae_path, "MMAudio VAE")
         vae_cfg = vae_config_from_state_dict(vae_sd)
         with torch.device("meta"):
             vae = MMAudioVAE(vae_cfg)
         vae.load_reference_weights(vae_sd, vae_weight_norm, source=str(vae_path), assign=True)
-        voc_sd, meta = read_safetensors(vocoder_path)
+        voc_sd, meta = read_safetensors(vocoder_path, "vocoder")
         voc_sd = fuse_weight_norm_keys(strip_prefix(voc_sd, CHECKPOINT_PREFIXES))
         given = metadata_json(meta, "config")
         base = BigVGANConfig.from_dict(given) if given is not None else BIGVGAN_PRESETS[mode]

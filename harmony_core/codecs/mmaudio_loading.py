@@ -8,11 +8,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -50,20 +47,6 @@ def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], source: str, 
     """
     check_state_dict(module, sd, source)
     module.load_state_dict(dict(sd), strict=True, assign=assign)
-
-
-def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(state dict on CPU, metadata) of a .safetensors file; refuses anything else (no pickle)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    if path.suffix != ".safetensors":
-        raise ValueError(f"{path.name}: only .safetensors weights are accepted (convert .pt/.pth checkpoints "
-                         "to safetensors first; pickled files are never loaded)")
-    with safe_open(str(path), "pt") as f:
-        metadata = dict(f.metadata() or {})
-    logger.info("reading %s", path)
-    return load_file(str(path)), metadata
 
 
 def metadata_json(metadata: Mapping[str, str], key: str) -> dict | None:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
+from ..loading.safetensors_io import read_safetensors
 from .base import VideoCodec
 from .wan_tiling import TileSpec, decode_tiled
 from .wan_vae import PATCH, WanVAE, WanVAEConfig
@@ -153,13 +153,7 @@ class WanVideoCodec(VideoCodec):
     @classmethod
     def load(cls, path: str | Path) -> WanVideoCodec:
         """Load a `.safetensors` file holding a Wan2.2 VAE state dict (never unpickles)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"Wan2.2 VAE file not found: {path}")
-        if path.suffix != ".safetensors":
-            raise ValueError(f"{path.name}: only .safetensors files are loaded (no pickle); convert "
-                             "Wan2.2_VAE.pth with safetensors.torch.save_file first")
-        return cls.from_state_dict(load_file(str(path)))
+        return cls.from_state_dict(read_safetensors(path, "Wan2.2 VAE")[0])
 
     @classmethod
     def random(cls, config: WanVAEConfig = WanVAEConfig(), seed: int = 0) -> WanVideoCodec:

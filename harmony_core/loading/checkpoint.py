@@ -5,7 +5,6 @@ on the meta device and the file's tensors are assigned into it, so a 5B model is
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -19,6 +18,7 @@ from safetensors.torch import save_file
 from ..config import AudioConfig, HarmonyConfig
 from . import keymaps
 from .detect import config_for_wan
+from .safetensors_io import safetensors_path
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,10 @@ class LoadReport:
 
 def read_header(path: str | os.PathLike) -> Header:
     """Metadata, shapes and dtypes of a safetensors file without loading tensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
-    if path.suffix != ".safetensors":
-        raise CheckpointError(f"{path}: only .safetensors files are loaded (pickled .pt/.pth/.ckpt never are); "
-                              "convert it with a trusted tool first")
+    try:
+        path = safetensors_path(path, "checkpoint")
+    except (FileNotFoundError, ValueError) as exc:
+        raise CheckpointError(str(exc)) from exc
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})

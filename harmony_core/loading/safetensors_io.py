@@ -1,0 +1,33 @@
+"""The one way weights files are opened: safetensors only, never a pickle."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+log = logging.getLogger(__name__)
+
+
+def safetensors_path(path: str | os.PathLike, what: str = "weights") -> Path:
+    """The path, checked: it exists and is a .safetensors file (FileNotFoundError / ValueError otherwise)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{path}: only .safetensors {what} files are loaded (pickled .pt/.pth/.ckpt never are); "
+                         "convert it with a trusted tool first")
+    return path
+
+
+def read_safetensors(path: str | os.PathLike, what: str = "weights",
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(state dict on CPU, metadata) of a checked .safetensors file."""
+    path = safetensors_path(path, what)
+    with safe_open(str(path), "pt") as f:
+        metadata = dict(f.metadata() or {})
+    log.info("reading %s", path)
+    return load_file(str(path)), metadata
