@@ -1,0 +1,106 @@
+"""The bundled workflows (workflows/*.json + .jpg) against the node schemas: node types, links, widget values
+(count, order, the control_after_generate value after the seed, ranges, combo choices), API conversion."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from workflow_graph import (CONTROL, CONTROL_VALUES, input_specs, is_widget, to_api, validate_workflow,
+                            widget_layout)
+from workflow_inputs import EXAMPLE_INPUTS
+
+WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
+EXPECTED = {  # file stem: (sampler mode, node feeding the sampler's condition socket, socket)
+    "harmony_text_to_audio_video": ("joint", None, None),
+    "harmony_audio_to_video": ("audio_driven", "HarmonyAudioCondition", "audio_cond"),
+    "harmony_video_to_audio": ("video_driven", "HarmonyVideoCondition", "video_cond"),
+    "harmony_image_to_audio_video": ("joint", "HarmonyReferenceImage", "reference"),
+}
+LOADERS = {"LoadAudio": "audio", "LoadVideo": "file", "LoadImage": "image"}
+
+
+def load(stem: str) -> dict:
+    return json.loads((WORKFLOWS / f"{stem}.json").read_text())
+
+
+def nodes_of(workflow: dict, node_type: str) -> list[dict]:
+    return [n for n in workflow["nodes"] if n["type"] == node_type]
+
+
+def widget_value(node: dict, schema: dict, name: str) -> object:
+    names = [w.name for w in widget_layout(schema)]
+    return node["widgets_values"][names.index(name)]
+
+
+def test_folder_holds_exactly_the_four_use_cases_with_thumbnails():
+    files = sorted(p.name for p in WORKFLOWS.iterdir())
+    assert files == sorted([f"{stem}{ext}" for stem in EXPECTED for ext in (".json", ".jpg")])
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_workflow_matches_the_node_schemas(stem, schemas, frontend_only):
+    assert validate_workflow(load(stem), schemas, frontend_only) == []
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_workflow_is_wired_for_its_use_case(stem, schemas, demo_choice):
+    workflow = load(stem)
+    mode, condition, socket = EXPECTED[stem]
+    (loader,) = nodes_of(workflow, "HarmonyModelLoader")
+    assert widget_value(loader, schemas["HarmonyModelLoader"], "ckpt_name") == demo_choice
+    (sampler,) = nodes_of(workflow, "HarmonySampler")
+    assert widget_value(sampler, schemas["HarmonySampler"], "mode") == mode
+    assert len(nodes_of(workflow, "HarmonySaveAV")) == 1
+    links = {link[0]: link for link in workflow["links"]}
+    fed = {slot["name"]: links[slot["link"]][1] for slot in sampler["inputs"] if slot.get("link") is not None}
+    types = {n["id"]: n["type"] for n in workflow["nodes"]}
+    conditions = {name: types[origin] for name, origin in fed.items() if name in ("audio_cond", "video_cond",
+                                                                                    "reference")}
+    assert conditions == ({} if condition is None else {socket: condition})
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_seed_is_followed_by_its_control_value(stem, schemas):
+    (sampler,) = nodes_of(load(stem), "HarmonySampler")
+    names = [w.name for w in widget_layout(schemas["HarmonySampler"])]
+    assert names[names.index("seed") + 1] == CONTROL
+    assert sampler["widgets_values"][names.index("seed") + 1] in CONTROL_VALUES
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_loaders_name_the_generated_example_inputs(stem, schemas):
+    workflow = load(stem)
+    for node_type, widget in LOADERS.items():
+        for node in nodes_of(workflow, node_type):
+            assert widget_value(node, schemas[node_type], widget) in EXAMPLE_INPUTS
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_api_prompt_gives_every_required_input(stem, schemas):
+    prompt = to_api(load(stem), schemas)
+    assert "Note" not in {entry["class_type"] for entry in prompt.values()}
+    for node_id, entry in prompt.items():
+        schema = schemas[entry["class_type"]]
+        required = schema["input_order"].get("required", [])
+        assert set(required) <= set(entry["inputs"]), (node_id, entry["class_type"])
+        assert set(entry["inputs"]) <= set(input_specs(schema)), (node_id, entry["class_type"])
+        for name, value in entry["inputs"].items():
+            if isinstance(value, list):
+                assert value[0] in prompt and isinstance(value[1], int)
+            else:
+                assert is_widget(input_specs(schema)[name])
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED))
+def test_thumbnail_is_a_real_jpeg_frame(stem):
+    path = WORKFLOWS / f"{stem}.jpg"
+    assert path.read_bytes()[:3] == b"\xff\xd8\xff"
+    with av.open(str(path)) as container:
+        assert container.streams.video[0].codec_context.name == "mjpeg"
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")  # [H, W, 3]
+    assert min(frame.shape[:2]) >= 128
+    assert float(np.std(frame)) > 5.0, "thumbnail is a flat image"

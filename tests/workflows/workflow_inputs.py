@@ -1,0 +1,49 @@
+"""The example input files the bundled workflows load from ComfyUI's input folder, generated on demand.
+
+They are not shipped: `write_example_inputs(folder)` renders them from the synthetic scenes of
+`harmony_core.train.synthetic` (deterministic per seed) at the demo model's size (64x64, 25 fps, 16 kHz).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from harmony_core.media import write_mp4, write_wav
+from harmony_core.train.synthetic import SceneSpec, make_clip
+
+SPEECH_WAV = "harmony_example_speech.wav"
+IMPACTS_MP4 = "harmony_example_impacts.mp4"
+FIRST_FRAME_PNG = "harmony_example_first_frame.png"
+EXAMPLE_INPUTS = (SPEECH_WAV, IMPACTS_MP4, FIRST_FRAME_PNG)
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    """Write an RGB image [H, W, 3] uint8 as a PNG with PyAV's png encoder."""
+    with av.open(str(path), mode="w", format="image2") as container:
+        stream = container.add_stream("png")
+        stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_example_inputs(folder: Path) -> dict[str, Path]:
+    """Write the three example inputs into `folder` (overwriting) and return {file name: path}.
+
+    speech wav: a "speaker" scene's voice (3.24 s, 16 kHz mono) for audio-driven video;
+    impacts mp4: an "impact" scene's 81 frames without sound for video-driven audio;
+    first-frame png: frame 0 of another impact scene for image + text -> audio + video.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    speaker = make_clip(7, SceneSpec(kind="speaker"))
+    impacts = make_clip(11, SceneSpec(kind="impact"))
+    still = make_clip(23, SceneSpec(kind="impact"))
+    first = (still.frames[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # [H, W, 3]
+    return {
+        SPEECH_WAV: write_wav(folder / SPEECH_WAV, speaker.wave, speaker.sample_rate, overwrite=True),
+        IMPACTS_MP4: write_mp4(folder / IMPACTS_MP4, impacts.frames, impacts.fps, overwrite=True),
+        FIRST_FRAME_PNG: write_png(folder / FIRST_FRAME_PNG, first),
+    }

@@ -1,0 +1,94 @@
+// HarmonySampler: show only the widgets and condition sockets that the chosen mode uses.
+//
+// joint        : every widget; sockets audio_cond (reference voice) and reference (first frame)
+// audio_driven : no audio-side guidance widgets (the soundtrack is given); sockets audio_cond, reference
+// video_driven : no size / length / fps widgets (taken from the video) and no video-side guidance;
+//                sockets video_cond, audio_cond (reference voice)
+//
+// Hidden widgets keep their values (widgets_values never changes shape). A hidden socket is removed from the
+// node and added back when the mode needs it again; a connected socket is never removed, so wiring that the
+// mode does not use stays visible.
+import { app } from "../../scripts/app.js";
+
+const NODE = "HarmonySampler";
+const MODE = "mode";
+
+const HIDDEN_WIDGETS = {
+  joint: [],
+  audio_driven: ["sync_audio_scale", "text_cfg_audio"],
+  video_driven: ["width", "height", "frames", "fps", "sync_video_scale", "text_cfg_video"],
+};
+
+const SOCKETS = {
+  audio_cond: { type: "HARMONY_AUDIO", modes: ["joint", "audio_driven", "video_driven"] },
+  video_cond: { type: "HARMONY_VIDEO", modes: ["video_driven"] },
+  reference: { type: "HARMONY_IMAGE", modes: ["joint", "audio_driven"] },
+};
+
+const OPTIONAL_SHAPE = 7; // hollow circle, as the editor draws optional sockets
+
+function currentMode(node) {
+  return node.widgets?.find((w) => w.name === MODE)?.value ?? "joint";
+}
+
+const MANAGED = new Set(Object.values(HIDDEN_WIDGETS).flat());
+
+function applyWidgets(node, mode) {
+  const hidden = new Set(HIDDEN_WIDGETS[mode] ?? []);
+  let changed = false;
+  for (const widget of node.widgets ?? []) {
+    if (!MANAGED.has(widget.name) || Boolean(widget.hidden) === hidden.has(widget.name)) continue;
+    widget.hidden = hidden.has(widget.name);
+    changed = true;
+  }
+  return changed;
+}
+
+function applySockets(node, mode) {
+  let changed = false;
+  for (const [name, { type, modes }] of Object.entries(SOCKETS)) {
+    const index = node.inputs?.findIndex((input) => input.name === name) ?? -1;
+    const wanted = modes.includes(mode);
+    if (wanted && index < 0) {
+      node.addInput(name, type, { shape: OPTIONAL_SHAPE, localized_name: name });
+      changed = true;
+    } else if (!wanted && index >= 0 && node.inputs[index].link == null) {
+      node.removeInput(index);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+function applyMode(node) {
+  const mode = currentMode(node);
+  const changed = applyWidgets(node, mode) | applySockets(node, mode);
+  if (!changed) return;
+  node.setSize([node.size[0], node.computeSize()[1]]);
+  node.setDirtyCanvas?.(true, true);
+}
+
+app.registerExtension({
+  name: "Harmony.SamplerModes",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData.name !== NODE) return;
+    const onNodeCreated = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function () {
+      const result = onNodeCreated?.apply(this, arguments);
+      const widget = this.widgets?.find((w) => w.name === MODE);
+      if (widget) {
+        const callback = widget.callback;
+        widget.callback = (...args) => {
+          const out = callback?.apply(widget, args);
+          applyMode(this);
+          return out;
+        };
+      }
+      applyMode(this);
+      return result;
+    };
+  },
+  loadedGraphNode(node) {
+    if (node.comfyClass === NODE || node.type === NODE) applyMode(node);
+  },
+});
