@@ -53,9 +53,9 @@ def test_tiny_forward_under_a_second_on_one_core(model):
     try:
         with torch.no_grad():
             model(video, audio, tv, ta, cond)
-            start = time.perf_counter()
+            start = time.thread_time()          # CPU time of this thread: immune to a busy machine
             model(video, audio, tv, ta, cond)
-            elapsed = time.perf_counter() - start
+            elapsed = time.thread_time() - start
     finally:
         torch.set_num_threads(threads)
     assert elapsed < 1.0, f"tiny forward took {elapsed:.3f}s"
