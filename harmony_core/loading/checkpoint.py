@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from ..config import AudioConfig, HarmonyConfig
 from . import keymaps
 from .detect import config_for_wan
-from .safetensors_io import safetensors_path
+from .safetensors_io import safetensors_path, write_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +104,6 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, metadata: d
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; choose another name (checkpoints are never overwritten silently)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format": "harmony", "format_version": FORMAT_VERSION, CONFIG_KEY: model.cfg.to_json(), **(metadata or {})}
     tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_safetensors(tensors, path, meta)

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+
+from ..loading.safetensors_io import write_safetensors
 
 STATE_KEY = "train_state"
 FORMAT = "harmony-train-state"
@@ -59,8 +59,6 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list[dict[str
 
 def save_train_state(path: str | os.PathLike, state: TrainState) -> Path:
     """Write `state` to `path` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in state.model.items()}
     if state.ema is not None:
         tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in state.ema.items()})
@@ -69,15 +67,7 @@ def save_train_state(path: str | os.PathLike, state: TrainState) -> Path:
     tensors["rng.torch"] = state.rng.contiguous()
     meta = {"format": FORMAT, STATE_KEY: json.dumps({"step": state.step, "param_groups": groups,
                                                       "info": state.info, "ema": state.ema is not None})}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_safetensors(tensors, path, meta)
 
 
 def load_train_state(path: str | os.PathLike) -> TrainState:
