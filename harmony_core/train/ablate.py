@@ -157,6 +157,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--curve-steps", default="500,1000,2000,3000",
                    help="snapshots evaluated for sync vs steps")
     p.add_argument("--batch", type=int, default=8, help="training clips per step")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the demo recipe's)")
+    p.add_argument("--ema", type=float, default=None, help="EMA decay (default: the demo recipe's)")
     p.add_argument("--seed", type=int, default=0, help="training seed of every cell")
     p.add_argument("--clips", type=int, default=64, help="held-out clips per evaluated cell")
     p.add_argument("--eval-batch", type=int, default=16, help="clips generated per sampler call")
@@ -178,8 +180,10 @@ def _train_cell(name: str, folder: Path, args: argparse.Namespace, snapshot_ever
     from .losses import LossConfig
     from .trainer import STATE_FILE, Trainer, TrainConfig
     interaction, tasks = CELLS[name]
+    recipe = {k: v for k, v in (("lr", args.lr), ("ema", args.ema)) if v is not None}
     config = TrainConfig(interaction=interaction, steps=args.steps, seed=args.seed, save_every=snapshot_every,
-                         loss=LossConfig(tasks=tasks), data=DataConfig(seed=args.seed, batch=args.batch))
+                         loss=LossConfig(tasks=tasks), data=DataConfig(seed=args.seed, batch=args.batch),
+                         **recipe)
     trainer = Trainer(config, folder)
     if (folder / STATE_FILE).is_file():
         trainer.resume()
