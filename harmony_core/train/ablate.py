@@ -27,7 +27,7 @@ import torch
 from ..loading.bundle import load_pipeline
 from ..metrics import AVPair, SyncConfig, SyncReport, evaluate_clips, to_json
 from ..model.conditioning import HarmonyDenoiser, stack
-from ..pipeline import HarmonyPipeline, Request
+from ..pipeline import HarmonyPipeline, Layout, Request
 from ..sampling import Guidance, SyncAnchors, SyncCFG, TextCFG, flow_sigmas, joint, sample
 from .synthetic import KINDS, Clip, SceneSpec, stream_clip
 
@@ -77,12 +77,13 @@ def _request(pipe: HarmonyPipeline, clip: Clip, settings: EvalSettings, seed: in
 
 
 @torch.no_grad()
-def generate_pairs(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalSettings,
-                   first_seed: int = 0) -> list[AVPair]:
-    """Joint generation for each clip's captions/transcript, several prompts per sampler call.
+def sample_latents(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalSettings,
+                   first_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, Layout]:
+    """Joint-mode latents for each clip's captions/transcript, several prompts per sampler call:
+    (video [B, Cv, Tv, h, w], audio [B, Ca, Ta], layout).
 
-    Same result as one `pipe.generate(Request(..., seed=first_seed + i))` per clip (noise drawn per
-    clip from its own seed; SyncCFG anchors = silence and a mid-grey still, as the pipeline builds them)."""
+    Same as one `pipe.sample(Request(..., seed=first_seed + i))` per clip: noise drawn per clip from its
+    own seed, SyncCFG anchors = silence and a mid-grey still, as the pipeline builds them."""
     reqs = [_request(pipe, c, settings, first_seed + i) for i, c in enumerate(clips)]
     lay = pipe.layout(reqs[0])
     r0 = reqs[0]
@@ -99,12 +100,19 @@ def generate_pairs(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalS
     video, audio = sample(HarmonyDenoiser(pipe.model, positive, negative), noise_v, noise_a,
                           joint(lay.video_frames, lay.audio_frames), Guidance(sync, text, anchors),
                           flow_sigmas(r0.steps, r0.shift), solver=r0.solver)
+    return video, audio, lay
+
+
+def generate_pairs(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalSettings,
+                   first_seed: int = 0) -> list[AVPair]:
+    """`sample_latents` decoded into clips the metrics read (frames [F, H, W, 3], wave [L])."""
+    video, audio, lay = sample_latents(pipe, clips, settings, first_seed)
     result = pipe.decode(video, audio, lay)
     return [AVPair(result.frames[i], result.fps, result.wave[i], result.sample_rate,
                    name=f"heldout{first_seed + i}", kind=clip.kind) for i, clip in enumerate(clips)]
 
 
-def _noise(pipe: HarmonyPipeline, seed: int, lay) -> tuple[torch.Tensor, torch.Tensor]:
+def _noise(pipe: HarmonyPipeline, seed: int, lay: Layout) -> tuple[torch.Tensor, torch.Tensor]:
     """Initial noise of one clip, drawn as the pipeline draws it: video [1, Cv, Tv, h, w] then audio
     [1, Ca, Ta] from one generator seeded with `seed`."""
     g = torch.Generator().manual_seed(seed)

@@ -22,34 +22,49 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return lines + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-SYNC_COLUMNS = ("lag-0 corr, all", "lag-0, speaker", "lag-0, impact", "best lag = 0", "mean |offset| s",
-                "hit rate", "shuffled lag-0")
+SYNC_COLUMNS = ("lag-0 corr, all", "shuffled lag-0", "margin", "lag-0, speaker", "lag-0, impact",
+                "best lag = 0", "shuffled best lag = 0", "mean abs offset (s)", "hit rate")
+
+
+def _margin(report: Report) -> str:
+    """Real minus shuffled lag-0 correlation (all clips): what the pairing itself explains."""
+    real, shuffled = report["summary"]["all"]["lag0"], report["shuffled_summary"].get("all", {}).get("lag0")
+    if not shuffled or real.get("mean") is None or shuffled.get("mean") is None:
+        return "-"
+    return f"{real['mean'] - shuffled['mean']:+.3f}"
 
 
 def sync_cells(report: Report) -> list[str]:
     """The sync columns of one evaluation (SYNC_COLUMNS order)."""
-    return [stat(report), stat(report, group="speaker"), stat(report, group="impact"),
-            stat(report, "best_is_zero"), stat(report, "mean_abs_offset"), stat(report, "hit_rate"),
-            stat(report, shuffled=True)]
+    return [stat(report), stat(report, shuffled=True), _margin(report), stat(report, group="speaker"),
+            stat(report, group="impact"), stat(report, "best_is_zero"),
+            stat(report, "best_is_zero", shuffled=True), stat(report, "mean_abs_offset"),
+            stat(report, "hit_rate")]
 
 
 def table3(rows: Sequence[tuple[str, str, str, str, Report | None]]) -> list[str]:
     """rows: (label, GLDI mark, CTS mark, SyncCFG mark, report)."""
     header = ("row", "GLDI", "CTS", "SyncCFG", *SYNC_COLUMNS)
-    body = [(label, g, c, s, *(sync_cells(r) if r else ["(not run)"] + [""] * 6))
+    empty = ["(not run)"] + [""] * (len(SYNC_COLUMNS) - 1)
+    body = [(label, g, c, s, *(sync_cells(r) if r else empty))
             for label, g, c, s, r in rows]
     return _table(header, body)
 
 
+STEP_COLUMNS = ("lag-0, all", "margin", "lag-0, speaker", "best lag = 0")
+
+
 def steps_table(steps: Sequence[int], runs: dict[str, dict[int, Report]]) -> list[str]:
-    """Lag-0 correlation (all / speaker) against training steps for each run."""
-    header = ["steps"] + [f"{name} {what}" for name in runs for what in ("lag-0, all", "lag-0, speaker")]
+    """Lag-0 correlation (all, its margin over shuffled pairs, speaker) and the share of clips peaking at
+    lag 0, against training steps for each run."""
+    header = ["steps"] + [f"{name}: {what}" for name in runs for what in STEP_COLUMNS]
     body = []
     for n in steps:
         row = [str(n)]
         for reports in runs.values():
             r = reports.get(n)
-            row += [stat(r), stat(r, group="speaker")] if r else ["-", "-"]
+            row += ([stat(r), _margin(r), stat(r, group="speaker"), stat(r, "best_is_zero")] if r
+                    else ["-"] * len(STEP_COLUMNS))
         body.append(row)
     return _table(header, body)
 
@@ -63,7 +78,8 @@ def sweep_table(scales: Sequence[float], text: dict[float, Report], sync: dict[f
             if s == 1.0 and name == "plain CFG":
                 continue                                        # scale 1 = no guidance, one row
             r = reports.get(s)
-            body.append([f"{s:g}", "none" if s == 1.0 else name, *(sync_cells(r) if r else ["-"] * 7)])
+            cells = sync_cells(r) if r else ["-"] * len(SYNC_COLUMNS)
+            body.append([f"{s:g}", "none" if s == 1.0 else name, *cells])
     return _table(header, body)
 
 
