@@ -232,12 +232,14 @@ def _demo() -> HarmonyConfig:
     """The bundled demo model: GLDI + Cross-Task Synergy on synthetic clips, demo codecs, 64x64 at 25 fps,
     16 kHz. Video latent 18 x 8 x 8 per latent frame, 2x2 patches -> 16 tokens of 72 values per latent frame.
 
-    18 video channels, not the codec's default 16: channels 17-18 add the second temporal DCT coefficient
-    of luma (and the first of C2), i.e. where inside a 4-frame latent an impact happens. Measured on 32
-    held-out synthetic clips (codec round trip of real clips, lag-0 correlation of motion energy with onset
-    strength): 16 ch 0.41, 18 ch 0.62, 40 ch 0.77 (originals 0.79). 40 channels would need ~108 dimensions
-    per 2x2 patch for 99% of the variance, close to the width of 128; 18 need 48.
-    Guidance defaults come from the sweep in docs/demo_model.md.
+    Video codec: the "keyframe" temporal basis (latents interpolate between keyframes, so latents that
+    disagree decode into ramps, not a jump every 4th frame) with 18 channels, not the default 16: channels
+    17-18 add the first detail coefficient of C2 and the second of luma (t = 2), i.e. where between two
+    keyframes an impact happens. Codec round trip of 32 held-out synthetic clips, lag-0 correlation of motion energy with
+    onset strength (originals 0.79): 16 ch 0.53, 18 ch 0.72, 40 ch 0.81 ("block" basis: 0.41 / 0.62 / 0.77).
+    40 channels would need ~108 dimensions per 2x2 patch for 99% of the variance, close to the width of
+    128; 18 need 48. Guidance defaults (SyncCFG on the audio side only) come from the sweep in
+    docs/demo_model.md.
     """
     return HarmonyConfig(
         name="demo",
@@ -246,11 +248,11 @@ def _demo() -> HarmonyConfig:
         audio=AudioConfig(in_dim=64, out_dim=64, dim=128, ffn_dim=384, freq_dim=64, text_dim=64, text_len=24,
                           num_heads=4, num_layers=4, transcript_dim=64, transcript_conv_layers=1),
         interaction=InteractionConfig(a2v_margin=0.5, v2a_margin=1),
-        codecs={"video": {"name": "demo_video", "latent_channels": 18},
+        codecs={"video": {"name": "demo_video", "latent_channels": 18, "temporal": "keyframe"},
                 "audio": {"name": "demo_audio", "n_mels": 32, "griffin_lim_iters": 64}},
         text_encoder=TextEncoderConfig(buckets=2048, dim=64, max_len=24, layers=1, heads=4),
         defaults=GenerationDefaults(fps="25", width=64, height=64, num_frames=81, steps=24, shift=5.0,
-                                    sync_video=1.5, sync_audio=1.5),
+                                    sync_video=1.0, sync_audio=1.5),
     )
 
 

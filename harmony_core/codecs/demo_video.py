@@ -18,6 +18,17 @@ Decoding applies the transpose (the basis is orthonormal), so decode(encode(x)) 
 onto the kept coefficients (exact with latent_channels = 768). Latents are the coefficients divided by fixed
 constants: 8 for the DC term (16 x a pixel std of 0.5), (t + u + v) ** -1.5 otherwise, which brings the
 synthetic demo clips to roughly unit variance per channel.
+
+Temporal basis (`temporal`). "block" is the DCT above: each latent frame decodes into its 4 frames on its
+own, so a generated latent that disagrees with its neighbour shows as a jump every 4th frame (the same
+phase in every clip). "keyframe" (the demo model's) replaces the temporal DCT with a lapped basis: the
+t = 0 coefficient of latent i is the spatial transform of pixel frame 4i alone (a keyframe), frames between
+two keyframes are their linear interpolation, and t = 1..3 are the orthonormal DST-I of what the
+interpolation misses on the 3 frames in between (zero at both keyframes). Every basis function is
+continuous across latent boundaries, so disagreeing latents decode into a ramp, not a jump: with i.i.d.
+noise of std 0.3 added to the latents of 32 held-out demo clips, the lag-0 sync correlation of the round
+trip (18 channels) stays 0.65 with "keyframe" and drops from 0.57 to 0.09 with "block". Encoding is causal
+(latent i reads frames 4i-4 .. 4i) and exact with all 768 channels; latent 0 is frame 0.
 """
 from __future__ import annotations
 
@@ -30,6 +41,7 @@ import torch
 from einops import rearrange
 
 from ..timeline import VIDEO_TEMPORAL_STRIDE, latent_frames_for, pixel_frames_for
+from . import demo_keyframe as keyframe
 from .base import VideoCodec
 
 SPATIAL_STRIDE = 8
@@ -37,13 +49,16 @@ TEMPORAL_STRIDE = VIDEO_TEMPORAL_STRIDE
 _COLOURS = 3
 GROUP_SIZE = TEMPORAL_STRIDE * _COLOURS * SPATIAL_STRIDE * SPATIAL_STRIDE  # 768 values per latent cell
 DC_SCALE = 8.0
+TEMPORAL_BASES = ("block", "keyframe")
 
 
 @dataclass(frozen=True)
 class DemoVideoConfig:
-    """Settings of the demo video codec. `latent_channels`: transform coefficients kept (1..768)."""
+    """Settings of the demo video codec. `latent_channels`: transform coefficients kept (1..768);
+    `temporal`: "block" (temporal DCT per latent frame) or "keyframe" (lapped; see the module docstring)."""
 
     latent_channels: int = 16
+    temporal: str = "block"
 
     def validate(self) -> None:
         """Raise ValueError when a setting is out of range."""
@@ -52,6 +67,9 @@ class DemoVideoConfig:
                 f"DemoVideoConfig.latent_channels={self.latent_channels!r} is not accepted: "
                 f"use an integer from 1 to {GROUP_SIZE} (default 16)."
             )
+        if self.temporal not in TEMPORAL_BASES:
+            raise ValueError(f"DemoVideoConfig.temporal={self.temporal!r} is not accepted: use one of "
+                             f"{TEMPORAL_BASES}.")
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -104,8 +122,19 @@ class DemoVideoCodec(VideoCodec):
         self.config.validate()
         self.latent_channels = self.config.latent_channels
         order = coefficient_order()[: self.latent_channels]
-        self.register_buffer("basis", _basis(order).float(), persistent=False)  # [K, 768]
-        self.register_buffer("scale", _scales(order).float(), persistent=False)  # [K]
+        scale = _scales(order)
+        if self.config.temporal == "keyframe":
+            # one frame's coefficient is half the 4-frame orthonormal DC of a still: same latent variance
+            scale = torch.where(torch.tensor([t == 0 for t, *_ in order]), scale / 2, scale)
+            spatial = keyframe.spatial_basis(colour_matrix(), dct_matrix(SPATIAL_STRIDE))
+            self.register_buffer("spatial", spatial.float(), persistent=False)  # [192, 192]
+            self.register_buffer("dst", keyframe.dst1_matrix().float(), persistent=False)  # [3, 3]
+            self.register_buffer("t_idx", torch.tensor([t for t, *_ in order]), persistent=False)  # [K]
+            self.register_buffer("s_idx", torch.tensor([(c * SPATIAL_STRIDE + u) * SPATIAL_STRIDE + v
+                                                        for _, c, u, v in order]), persistent=False)  # [K]
+        else:
+            self.register_buffer("basis", _basis(order).float(), persistent=False)  # [K, 768]
+        self.register_buffer("scale", scale.float(), persistent=False)  # [K]
 
     @classmethod
     def default(cls) -> DemoVideoCodec:
@@ -114,7 +143,10 @@ class DemoVideoCodec(VideoCodec):
 
     def to_config(self) -> dict[str, Any]:
         """JSON-able description, stored in checkpoint metadata; `from_config` rebuilds the same codec."""
-        return {"name": self.name, **asdict(self.config)}
+        config = asdict(self.config)
+        if config["temporal"] == "block":
+            del config["temporal"]  # the original layout: checkpoints written before the option read the same
+        return {"name": self.name, **config}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DemoVideoCodec:
@@ -124,7 +156,10 @@ class DemoVideoCodec(VideoCodec):
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Pixels [B, 3, F, H, W] in [-1, 1] (F = 4k + 1; H, W multiples of 8) -> [B, C, k + 1, H/8, W/8]."""
         self._check_frames(frames)
-        x = frames.to(self.basis.device, self.basis.dtype)
+        x = frames.to(self.scale.device, self.scale.dtype)
+        if self.config.temporal == "keyframe":
+            coef = keyframe.encode(x, self.spatial, self.dst, self.t_idx, self.s_idx)  # [B, K, Tv, h, w]
+            return coef / self.scale[:, None, None, None]
         b, _, f, h, w = x.shape
         tv = latent_frames_for(f, TEMPORAL_STRIDE)
         s = SPATIAL_STRIDE
@@ -142,7 +177,10 @@ class DemoVideoCodec(VideoCodec):
     def decode(self, latent: torch.Tensor) -> torch.Tensor:
         """Latent [B, C, Tv, h, w] -> pixels [B, 3, 4(Tv-1)+1, 8h, 8w] clamped to [-1, 1]."""
         self._check_latent(latent)
-        z = latent.to(self.basis.device, self.basis.dtype)
+        z = latent.to(self.scale.device, self.scale.dtype)
+        if self.config.temporal == "keyframe":
+            coef = z * self.scale[:, None, None, None]
+            return keyframe.decode(coef, self.spatial, self.dst, self.t_idx, self.s_idx).clamp_(-1.0, 1.0)
         b, _, tv, h, w = z.shape
         s = SPATIAL_STRIDE
         out = z.new_empty(b, _COLOURS, pixel_frames_for(tv, TEMPORAL_STRIDE), h * s, w * s)

@@ -47,6 +47,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of batches with reference audio")
     p.add_argument("--reuse", type=float, default=DataConfig().reuse, help="average steps each clip serves")
     p.add_argument("--save-every", type=int, default=d.save_every, help="steps between saved states")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop after this step; the schedule still spans --steps and --resume continues")
     p.add_argument("--snapshot-every", type=int, default=0,
                    help="also keep the inference model every N steps (for sync-vs-steps curves)")
     p.add_argument("--threads", type=int, default=None,
@@ -100,9 +102,10 @@ def run_train(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         log.info("training %s (%.2f M parameters) for %d steps on %d process(es), %s", config.preset,
                  sum(p.numel() for p in trainer.model.parameters()) / 1e6, config.steps, world, device)
-    progress = _Progress(trainer.step, config.steps, disable=args.quiet or rank != 0)
+    end = config.steps if args.stop_at is None else min(args.stop_at, config.steps)
+    progress = _Progress(trainer.step, end, disable=args.quiet or rank != 0)
     try:
-        trainer.run(progress, snapshot_every=args.snapshot_every)
+        trainer.run(progress, snapshot_every=args.snapshot_every, stop_at=end)
     finally:
         progress.close()
     if args.export and rank == 0:
@@ -112,7 +115,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _command(args: argparse.Namespace) -> str:
     """The reproducing command line of a run (stored in the exported file's metadata)."""
-    skip = {"func", "out", "resume", "export", "quiet", "threads", "command", "snapshot_every", "verbose"}
+    skip = {"func", "out", "resume", "export", "quiet", "threads", "command", "snapshot_every", "verbose",
+            "stop_at"}
     parts = ["python -m harmony_core train"]
     for key, value in sorted(vars(args).items()):
         if key in skip or value is None or value is False:

@@ -230,13 +230,16 @@ class Trainer:
             self.ema[name].lerp_(p.detach(), 1 - decay)
 
     # -- loop, saving, resuming -------------------------------------------------------------------------
-    def run(self, on_step: Callable[[dict[str, float]], None] | None = None, snapshot_every: int = 0) -> None:
-        """Train up to config.steps, saving the state every `save_every` steps and at the end; with
+    def run(self, on_step: Callable[[dict[str, float]], None] | None = None, snapshot_every: int = 0,
+            stop_at: int | None = None) -> None:
+        """Train up to config.steps (or stop after step `stop_at`, the schedule unchanged, so `resume`
+        continues the same run), saving the state every `save_every` steps and at the end; with
         snapshot_every > 0 also keep the inference model every that many steps (model_stepNNNNNN)."""
         logfile = self.out / LOG_FILE
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-        while self.step < self.config.steps:
+        end = self.config.steps if stop_at is None else min(stop_at, self.config.steps)
+        while self.step < end:
             figures = self.train_step()
             if self.rank == 0:
                 with logfile.open("a") as f:
@@ -245,7 +248,7 @@ class Trainer:
                 on_step(figures)
             if snapshot_every and self.step % snapshot_every == 0 and self.rank == 0:
                 self.export(self.out / snapshot_name(self.step))
-            if self.step % self.config.save_every == 0 or self.step == self.config.steps:
+            if self.step % self.config.save_every == 0 or self.step == end:
                 self.save()
 
     def save(self) -> Path | None:

@@ -100,6 +100,21 @@ def test_resume_reproduces_the_next_step_exactly(tmp_path):
         assert torch.equal(second.model.state_dict()[name], value), name
 
 
+def test_stop_at_then_resume_equals_one_run(tmp_path):
+    config = tiny(steps=4, batch=2)
+    whole = Trainer(config, tmp_path / "whole")
+    whole.run()
+    part = Trainer(config, tmp_path / "part")
+    part.run(stop_at=2)                                     # the schedule still spans 4 steps
+    assert part.step == 2 and (tmp_path / "part" / STATE_FILE).is_file()
+    again = Trainer(config, tmp_path / "part")
+    assert again.resume() == 2
+    again.run()
+    assert again.step == 4
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(again.model.state_dict()[name], value), name
+
+
 def test_resume_refuses_other_settings(tmp_path):
     Trainer(tiny(steps=1, batch=2), tmp_path).run()
     other = Trainer(tiny(steps=2, batch=2, text_dropout=0.3), tmp_path)
