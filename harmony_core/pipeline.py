@@ -19,6 +19,7 @@ from . import timeline
 from .codecs.base import AudioCodec, VideoCodec
 from .model.conditioning import Conditioning, HarmonyDenoiser
 from .model.harmony import HarmonyModel
+from .model.memory import forward_bytes
 from .model.transcript import encode_transcripts
 from .sampling import (
     AUDIO_DRIVEN,
@@ -207,8 +208,7 @@ class HarmonyPipeline:
         notes: list[str] = []
         with torch.no_grad():
             mode, static_image = self._mode(req, lay, notes)
-            guidance = Guidance(sync=SyncCFG(req.sync_video, req.sync_audio, req.sync_start, req.sync_end),
-                                text=TextCFG(req.text_video, req.text_audio))
+            guidance = _guidance(req)
             passes = {p for step in plan_passes(guidance, mode, req.steps) for p in step}
             if passes & {AUDIO_DRIVEN, VIDEO_DRIVEN}:
                 guidance = replace(guidance, anchors=self._anchors(lay, static_image))
@@ -219,6 +219,21 @@ class HarmonyPipeline:
             video, audio = sample(denoiser, noise_v, noise_a, mode, guidance, flow_sigmas(req.steps, req.shift),
                                   solver=req.solver, callback=callback)
         return video, audio, lay, notes
+
+    def memory_required(self, req: Request, element_size: int) -> int:
+        """Activation bytes of the widest sampling step (every guidance pass of every take in one forward)
+        with weights of `element_size` bytes; for schedulers that free memory before sampling."""
+        req = self.resolve(req)
+        lay = self.layout(req)
+        guidance = _guidance(req)
+        gen_v, gen_a = req.mode != "audio_driven", req.mode != "video_driven"
+        passes = max(len(guidance.passes(k / req.steps, gen_v, gen_a)) for k in range(req.steps))
+        s, (_, ph, pw) = self.video_codec.spatial_stride, self.model.cfg.video.patch_size
+        video_tokens = lay.video_frames * (lay.height // s // ph) * (lay.width // s // pw)
+        ref = req.ref_audio_latent.shape[-1] if req.ref_audio_latent is not None else (
+            0 if req.ref_audio is None else -(-req.ref_audio.numel() // self.audio_codec.samples_per_latent))
+        return forward_bytes(self.model.cfg, passes * req.batch, video_tokens, lay.audio_frames + ref,
+                             element_size)
 
     def decode(self, video: torch.Tensor, audio: torch.Tensor, lay: Layout, notes: list[str] | None = None) -> Result:
         """Latents -> frames [B, F, H, W, 3] in [0, 1] and wave [B, L] trimmed/padded to the video's duration."""
@@ -275,6 +290,12 @@ class HarmonyPipeline:
                             lay.width // s, generator=g)
         audio = torch.randn(req.batch, self.audio_codec.latent_channels, lay.audio_frames, generator=g)
         return video.to(self.device), audio.to(self.device)
+
+
+def _guidance(req: Request) -> Guidance:
+    """Guidance scales of a resolved request (anchors are added by `sample` when a pass needs them)."""
+    return Guidance(sync=SyncCFG(req.sync_video, req.sync_audio, req.sync_start, req.sync_end),
+                    text=TextCFG(req.text_video, req.text_audio))
 
 
 def _pad_to_latents(wave: torch.Tensor, samples_per_latent: int, latents: int | None = None) -> torch.Tensor:

@@ -320,7 +320,8 @@ class HarmonySampler(io.ComfyNode):
         request = build_request(harmony, codecs, Widgets(**widgets), positive, negative, conditions)
         pipeline = codecs.pipeline(harmony, model_patcher.load_device(model))
         request = resolve(pipeline, request)
-        model_patcher.load(model, codecs.patcher)
+        activations = pipeline.memory_required(request, next(harmony.parameters()).element_size())
+        model_patcher.load(model, codecs.patcher, memory_required=activations)
         progress = SamplingProgress(request.steps, codecs.video, cls.hidden.unique_id)
         video, audio, layout, notes = pipeline.sample(request, progress)
         for note in notes:

@@ -101,9 +101,10 @@ def load_device(patcher: comfy.model_patcher.ModelPatcher) -> torch.device:
     return torch.device(patcher.load_device)
 
 
-def load(*patchers: comfy.model_patcher.ModelPatcher) -> torch.device:
-    """Fully load the patchers onto their device through ComfyUI; returns the first one's device."""
-    mm.load_models_gpu(list(patchers), force_full_load=True)
+def load(*patchers: comfy.model_patcher.ModelPatcher, memory_required: int = 0) -> torch.device:
+    """Fully load the patchers onto their device through ComfyUI, which first frees other models until
+    `memory_required` bytes (activations) are left over; returns the first one's device."""
+    mm.load_models_gpu(list(patchers), memory_required=memory_required, force_full_load=True)
     device = torch.device(patchers[0].load_device)
     for patcher in patchers:
         stray = next((n for n, p in patcher.model.named_parameters() if p.device.type != device.type), None)

@@ -12,7 +12,7 @@ import torch
 from comfy.cli_args import args
 from comfy_api.latest import io
 
-from node_harness import pack_module, run_node
+from node_harness import SAMPLER_WIDGETS, pack_module, run_node
 
 sampling = pack_module("nodes.sampling")
 media = pack_module("nodes.media")
@@ -22,24 +22,7 @@ read = pack_module("harmony_core.media")
 
 @pytest.fixture(scope="module")
 def takes(demo_model, demo_codecs, demo_text):
-    widgets = dict(
-        mode="joint",
-        width=64,
-        height=64,
-        frames=9,
-        fps=25.0,
-        steps=2,
-        shift=5.0,
-        seed=3,
-        solver="euler",
-        sync_video_scale=1.5,
-        sync_audio_scale=1.5,
-        sync_start=0.0,
-        sync_end=1.0,
-        text_cfg_video=1.0,
-        text_cfg_audio=1.0,
-        batch=2,
-    )
+    widgets = {**SAMPLER_WIDGETS, "seed": 3, "batch": 2}
     latent = run_node(
         sampling.HarmonySampler, model=demo_model, codecs=demo_codecs, positive=demo_text[0], **widgets
     )[0]

@@ -11,6 +11,7 @@ import torch
 from comfy.cli_args import LatentPreviewMethod, args
 from comfy_api.latest import io
 
+from node_harness import SAMPLER_WIDGETS as WIDGETS
 from node_harness import pack_module, run_node
 
 sampling = pack_module("nodes.sampling")
@@ -20,25 +21,6 @@ types = pack_module("nodes.types")
 adapter = pack_module("nodes.adapters.model_patcher")
 harmony = pack_module("harmony_core.model.harmony")
 config = pack_module("harmony_core.config")
-
-WIDGETS = dict(
-    mode="joint",
-    width=64,
-    height=64,
-    frames=9,
-    fps=25.0,
-    steps=2,
-    shift=5.0,
-    seed=7,
-    solver="euler",
-    sync_video_scale=1.5,
-    sync_audio_scale=1.5,
-    sync_start=0.0,
-    sync_end=1.0,
-    text_cfg_video=1.0,
-    text_cfg_audio=1.0,
-    batch=1,
-)
 
 
 def sample(model, codecs, positive, **over):
@@ -93,6 +75,18 @@ def test_batch_gives_several_different_takes(demo_model, demo_codecs, positive):
     assert not torch.allclose(video[0], video[1]) and not torch.allclose(audio[0], audio[1])
     again = sample(demo_model, demo_codecs, positive, batch=2)
     assert torch.equal(again["samples"], video)  # same seed, same takes
+
+
+def test_asks_comfy_to_free_room_for_the_activations(demo_model, demo_codecs, positive):
+    """memory_required grows with takes and guidance passes (3 with SyncCFG on both sides, 1 without)."""
+    asked = {}
+    for batch, scale in ((1, 1.5), (2, 1.5), (1, 1.0)):
+        mm.memory_requests.clear()
+        sample(demo_model, demo_codecs, positive, batch=batch, sync_video_scale=scale, sync_audio_scale=scale)
+        asked[batch, scale] = mm.memory_requests[-1]
+    assert asked[1, 1.5] > 0
+    assert asked[2, 1.5] == pytest.approx(2 * asked[1, 1.5], rel=1e-6)
+    assert asked[1, 1.5] == pytest.approx(3 * asked[1, 1.0], rel=1e-6)
 
 
 def test_previews_when_enabled(demo_model, demo_codecs, positive, monkeypatch):

@@ -63,10 +63,14 @@ def module_size(module: torch.nn.Module) -> int:
     return sum(t.nelement() * t.element_size() for t in module.state_dict().values())
 
 
+memory_requests: list[int] = []  # memory_required of every load_models_gpu call (tests read it)
+
+
 def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
                     force_full_load=False) -> None:
     """Load every patcher (and the models its patches need) onto its load device; like the real one it walks
     them in reverse and puts each at the front, so `current_loaded_models` starts in the order given."""
+    memory_requests.append(memory_required)
     ordered = dict.fromkeys(x for m in models for x in (m, *m.model_patches_models()))
     for patcher in reversed(list(ordered)):
         if patcher in current_loaded_models:

@@ -1,0 +1,28 @@
+"""The activation-memory estimate the sampler node hands to ComfyUI: scaling, and agreement with a
+measured peak (fresh process, CPU float32, demo preset)."""
+from __future__ import annotations
+
+import pytest
+
+from harmony_core.bench.measure import run_in_subprocess
+from harmony_core.config import preset
+from harmony_core.model.memory import forward_bytes
+
+
+def test_estimate_scales_with_rows_tokens_and_dtype() -> None:
+    cfg = preset("harmony-5b")
+    one = forward_bytes(cfg, 1, 21 * 30 * 52, 157, element_size=2)   # 5 s at 480x832 (Wan2.2 TI2V)
+    assert forward_bytes(cfg, 3, 21 * 30 * 52, 157, element_size=2) == pytest.approx(3 * one, rel=1e-6)
+    assert forward_bytes(cfg, 1, 2 * 21 * 30 * 52, 157, element_size=2) > 1.9 * one
+    assert forward_bytes(cfg, 1, 21 * 30 * 52, 157, element_size=4) > one
+    assert 1 * 2**30 < one < 8 * 2**30  # GB scale for one row of the real model, not MB or TB
+
+
+@pytest.mark.parametrize("rows, hw", [(4, 16), (2, 32)])
+def test_estimate_is_close_to_the_measured_peak(rows: int, hw: int) -> None:
+    got = run_in_subprocess("harmony_core.bench.memory:forward_peak",
+                            {"rows": rows, "tv": 21, "hw": hw, "ta": 102})
+    if not got["peak_method"].startswith("VmHWM"):
+        pytest.skip(f"no per-call peak on this system ({got['peak_method']}): only a lifetime peak")
+    # measured here: 4 rows of 16x16: 43.2 MB vs 41.5 MB estimated
+    assert 0.5 < got["estimate/measured"] < 1.6, got
