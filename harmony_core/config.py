@@ -123,6 +123,8 @@ class GenerationDefaults:
     sync_audio: float = 2.0
     text_video: float = 1.0
     text_audio: float = 1.0
+    driven_sync_video: float | None = None  # audio-driven mode's SyncCFG video scale (None: sync_video)
+    driven_sync_audio: float | None = None  # video-driven mode's SyncCFG audio scale (None: sync_audio)
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,7 @@ def _demo() -> HarmonyConfig:
                 "audio": {"name": "demo_audio", "n_mels": 32, "griffin_lim_iters": 64}},
         text_encoder=TextEncoderConfig(buckets=2048, dim=64, max_len=24, layers=1, heads=4),
         defaults=GenerationDefaults(fps="25", width=64, height=64, num_frames=81, steps=24, shift=5.0,
-                                    sync_video=1.0, sync_audio=1.5),
+                                    sync_video=1.0, sync_audio=1.5, driven_sync_video=2.0, driven_sync_audio=1.0),
     )
 
 

@@ -125,9 +125,13 @@ class HarmonyPipeline:
     def resolve(self, req: Request) -> Request:
         """Fill defaults from the checkpoint and validate everything before any heavy work."""
         d = self.model.cfg.defaults
-        req = replace(req, **{k: getattr(d, k) for k in ("num_frames", "width", "height", "fps", "steps", "shift",
-                                                         "solver", "sync_video", "sync_audio", "text_video",
-                                                         "text_audio") if getattr(req, k) is None})
+        defaults = {k: getattr(d, k) for k in ("num_frames", "width", "height", "fps", "steps", "shift", "solver",
+                                               "sync_video", "sync_audio", "text_video", "text_audio")}
+        if req.mode == "audio_driven" and d.driven_sync_video is not None:
+            defaults["sync_video"] = d.driven_sync_video    # the only scale that mode uses
+        if req.mode == "video_driven" and d.driven_sync_audio is not None:
+            defaults["sync_audio"] = d.driven_sync_audio
+        req = replace(req, **{k: v for k, v in defaults.items() if getattr(req, k) is None})
         if req.mode not in MODES:
             raise ValueError(f"mode {req.mode!r} is not one of {MODES}")
         if req.mode == "audio_driven" and req.audio is None and req.audio_latent is None:

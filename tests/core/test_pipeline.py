@@ -34,6 +34,19 @@ def test_joint_shapes_and_duration(pipe):
     assert torch.equal(res.video_latent, again.video_latent)           # deterministic by seed
 
 
+def test_guidance_defaults_follow_the_mode(pipe):
+    d = pipe.model.cfg.defaults                                         # demo: joint 1 / 1.5, driven 2 / 1
+    audio = torch.zeros(17 * 16000 // 25)
+    video = torch.zeros(3, 17, 32, 32)
+    joint = pipe.resolve(Request(**SMALL))
+    by_audio = pipe.resolve(Request(mode="audio_driven", audio=audio, **SMALL))
+    by_video = pipe.resolve(Request(mode="video_driven", video=video, **SMALL))
+    assert (joint.sync_video, joint.sync_audio) == (d.sync_video, d.sync_audio) == (1.0, 1.5)
+    assert by_audio.sync_video == d.driven_sync_video == 2.0
+    assert by_video.sync_audio == d.driven_sync_audio == 1.0
+    assert pipe.resolve(Request(mode="audio_driven", audio=audio, sync_video=1.25, **SMALL)).sync_video == 1.25
+
+
 def test_audio_driven_keeps_the_audio_latent_exact(pipe):
     lay = pipe.layout(pipe.resolve(Request(**SMALL)))
     clean = torch.randn(1, pipe.audio_codec.latent_channels, lay.audio_frames)

@@ -13,6 +13,7 @@ from workflow_inputs import FIRST_FRAME_PNG, IMPACTS_MP4, SPEECH_WAV
 DEMO = "harmony_demo.safetensors (bundled)"
 FROM_MODEL = "from model (demo)"
 SEED = 42
+AUDIO_DRIVEN_SYNC = 2.0  # SyncCFG video scale for audio-driven video: best of 1 / 1.5 / 2 / 3 (docs/demo_model.md)
 
 
 def _note(text: str) -> dict:
@@ -20,8 +21,10 @@ def _note(text: str) -> dict:
             "title": "About this workflow", "widgets": {"text": text}}
 
 
-def _common(video: str, audio: str, transcript: str, mode: str, prefix: str) -> tuple[list, list]:
-    """Loader, codecs, text, sampler, decode and save nodes with their links."""
+def _common(video: str, audio: str, transcript: str, mode: str, prefix: str,
+            guidance: dict | None = None) -> tuple[list, list]:
+    """Loader, codecs, text, sampler, decode and save nodes with their links; `guidance`: sampler widget
+    values other than the model's defaults (per-mode scales measured in docs/demo_model.md)."""
     nodes = [
         {"key": "model", "type": "HarmonyModelLoader", "pos": [20, 230],
          "widgets": {"ckpt_name": DEMO, "weight_dtype": "default", "attention": "sdpa"}},
@@ -31,7 +34,7 @@ def _common(video: str, audio: str, transcript: str, mode: str, prefix: str) -> 
          "widgets": {"video_caption": video, "audio_caption": audio, "transcript": transcript,
                      "negative": ""}},
         {"key": "sampler", "type": "HarmonySampler", "pos": [820, 20],
-         "widgets": {"mode": mode, "seed": SEED, "control_after_generate": "fixed"}},
+         "widgets": {"mode": mode, "seed": SEED, "control_after_generate": "fixed", **(guidance or {})}},
         {"key": "decode", "type": "HarmonyDecode", "pos": [1180, 20]},
         {"key": "save", "type": "HarmonySaveAV", "pos": [1180, 160], "size": [360, 120],
          "widgets": {"filename_prefix": f"harmony/{prefix}"}},
@@ -66,7 +69,7 @@ def text_to_av() -> dict:
 def audio_to_video() -> dict:
     nodes, links = _common("a yellow cartoon face with a round mouth talking in front of a pale green wall",
                            "a high buzzing voice chanting syllables, over a faint hiss", "magemu sope sibu",
-                           "audio_driven", "audio_to_video")
+                           "audio_driven", "audio_to_video", {"sync_video_scale": AUDIO_DRIVEN_SYNC})
     nodes += [
         {"key": "load", "type": "LoadAudio", "pos": [20, 420], "widgets": {"audio": SPEECH_WAV}},
         {"key": "cond", "type": "HarmonyAudioCondition", "pos": [400, 660],
@@ -75,7 +78,8 @@ def audio_to_video() -> dict:
     links += [["codecs", "codecs", "cond", "codecs"], ["load", "AUDIO", "cond", "audio"],
               ["cond", "audio_cond", "sampler", "audio_cond"]]
     note = _note(f"Audio-driven video: the loaded soundtrack is kept as is and only the video is generated "
-                 f"(mode audio_driven). Load any speech or sound file; {SPEECH_WAV} is a synthetic example "
+                 f"(mode audio_driven); SyncCFG on the video side ({AUDIO_DRIVEN_SYNC:g}) makes the motion follow it. "
+                 f"Load any speech or sound file; {SPEECH_WAV} is a synthetic example "
                  "(tests/workflows/workflow_inputs.py writes it).")
     return _spec("harmony_audio_to_video", [note, *nodes], links)
 
@@ -83,7 +87,7 @@ def audio_to_video() -> dict:
 def video_to_audio() -> dict:
     clink = "the red triangle lands with a mid-pitched bright metallic clink, over a faint hiss"
     nodes, links = _common("a red triangle bouncing on a dark green floor in front of a grey wall", clink, "",
-                           "video_driven", "video_to_audio")
+                           "video_driven", "video_to_audio", {"sync_audio_scale": 1.0})
     nodes += [
         {"key": "load", "type": "LoadVideo", "pos": [20, 420], "widgets": {"file": IMPACTS_MP4}},
         {"key": "cond", "type": "HarmonyVideoCondition", "pos": [400, 660], "widgets": {"fps": 25.0}},
@@ -91,7 +95,8 @@ def video_to_audio() -> dict:
     links += [["codecs", "codecs", "cond", "codecs"], ["load", "VIDEO", "cond", "video"],
               ["cond", "video_cond", "sampler", "video_cond"]]
     note = _note(f"Video-driven audio: the loaded frames are kept as is and a soundtrack is generated for "
-                 f"them (mode video_driven). Size, length and frame rate come from the video. "
+                 f"them (mode video_driven). Size, length and frame rate come from the video. SyncCFG is off "
+                 f"(sync_audio_scale 1): the demo model follows the picture closer without it. "
                  f"{IMPACTS_MP4} is a synthetic example (tests/workflows/workflow_inputs.py writes it).")
     return _spec("harmony_video_to_audio", [note, *nodes], links)
 

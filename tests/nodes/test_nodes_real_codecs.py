@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from node_harness import pack_module, run_node
+from node_harness import SAMPLER_WIDGETS, pack_module, run_node
 
 loaders = pack_module("nodes.loaders")
 cond = pack_module("nodes.conditioning")
@@ -81,21 +81,5 @@ def test_real_codec_model_from_files_to_mp4(comfy_env):
     assert (comfy_env / "output" / out.ui.as_dict()["images"][0]["filename"]).is_file()
 
 
-WIDGETS = dict(
-    mode="joint",
-    width=64,
-    height=64,
-    frames=5,
-    fps=25.0,
-    steps=2,
-    shift=5.0,
-    seed=1,
-    solver="euler",
-    sync_video_scale=3.0,
-    sync_audio_scale=2.0,
-    sync_start=0.0,
-    sync_end=1.0,
-    text_cfg_video=2.0,
-    text_cfg_audio=1.0,
-    batch=1,
-)
+WIDGETS = {**SAMPLER_WIDGETS, "frames": 5, "seed": 1, "sync_video_scale": 3.0, "sync_audio_scale": 2.0,
+           "text_cfg_video": 2.0}
