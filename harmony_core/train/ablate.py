@@ -238,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
     report = Path(args.report) if args.report else out / "ablation.md"
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(text)
+    print(text, flush=True)  # noqa: T201  (CLI output: the tables)
     log.info("wrote %s", report)
     return 0
 
