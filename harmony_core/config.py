@@ -237,8 +237,9 @@ def _demo() -> HarmonyConfig:
     Video codec: the "keyframe" temporal basis (latents interpolate between keyframes, so latents that
     disagree decode into ramps, not a jump every 4th frame) with 18 channels, not the default 16: channels
     17-18 add the first detail coefficient of C2 and the second of luma (t = 2), i.e. where between two
-    keyframes an impact happens. Codec round trip of 32 held-out synthetic clips, lag-0 correlation of motion energy with
-    onset strength (originals 0.79): 16 ch 0.53, 18 ch 0.72, 40 ch 0.81 ("block" basis: 0.41 / 0.62 / 0.77).
+    keyframes an impact happens. Codec round trip of 32 held-out synthetic clips, lag-0 correlation of
+    motion energy with onset strength (originals 0.79): 16 ch 0.53, 18 ch 0.72, 40 ch 0.81 ("block"
+    basis: 0.41 / 0.62 / 0.77).
     40 channels would need ~108 dimensions per 2x2 patch for 99% of the variance, close to the width of
     128; 18 need 48. Guidance defaults (SyncCFG on the audio side only) come from the sweep in
     docs/demo_model.md.
@@ -254,7 +255,8 @@ def _demo() -> HarmonyConfig:
                 "audio": {"name": "demo_audio", "n_mels": 32, "griffin_lim_iters": 64}},
         text_encoder=TextEncoderConfig(buckets=2048, dim=64, max_len=24, layers=1, heads=4),
         defaults=GenerationDefaults(fps="25", width=64, height=64, num_frames=81, steps=24, shift=5.0,
-                                    sync_video=1.0, sync_audio=1.5, driven_sync_video=2.0, driven_sync_audio=1.0),
+                                    sync_video=1.0, sync_audio=1.5,
+                                    driven_sync_video=2.0, driven_sync_audio=1.0),
     )
 
 

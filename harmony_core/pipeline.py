@@ -125,8 +125,9 @@ class HarmonyPipeline:
     def resolve(self, req: Request) -> Request:
         """Fill defaults from the checkpoint and validate everything before any heavy work."""
         d = self.model.cfg.defaults
-        defaults = {k: getattr(d, k) for k in ("num_frames", "width", "height", "fps", "steps", "shift", "solver",
-                                               "sync_video", "sync_audio", "text_video", "text_audio")}
+        defaults = {k: getattr(d, k) for k in ("num_frames", "width", "height", "fps", "steps", "shift",
+                                               "solver", "sync_video", "sync_audio", "text_video",
+                                               "text_audio")}
         if req.mode == "audio_driven" and d.driven_sync_video is not None:
             defaults["sync_video"] = d.driven_sync_video    # the only scale that mode uses
         if req.mode == "video_driven" and d.driven_sync_audio is not None:
@@ -234,8 +235,11 @@ class HarmonyPipeline:
         passes = max(len(guidance.passes(k / req.steps, gen_v, gen_a)) for k in range(req.steps))
         s, (_, ph, pw) = self.video_codec.spatial_stride, self.model.cfg.video.patch_size
         video_tokens = lay.video_frames * (lay.height // s // ph) * (lay.width // s // pw)
-        ref = req.ref_audio_latent.shape[-1] if req.ref_audio_latent is not None else (
-            0 if req.ref_audio is None else -(-req.ref_audio.numel() // self.audio_codec.samples_per_latent))
+        ref = 0
+        if req.ref_audio_latent is not None:
+            ref = req.ref_audio_latent.shape[-1]
+        elif req.ref_audio is not None:
+            ref = timeline.audio_latents_for_samples(req.ref_audio.numel(), self.audio_codec.samples_per_latent)
         return forward_bytes(self.model.cfg, passes * req.batch, video_tokens, lay.audio_frames + ref,
                              element_size)
 

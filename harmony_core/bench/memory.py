@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .measure import run_in_subprocess
+from .measure import measured, run_in_subprocess
 
 CASES = ((1, 21, 16, 102), (4, 21, 16, 102), (2, 21, 32, 102), (8, 41, 16, 204))  # rows, Tv, h = w, Ta
 
@@ -18,7 +18,6 @@ def forward_peak(args: dict[str, Any]) -> dict[str, Any]:
     from ..model.conditioning import Conditioning
     from ..model.harmony import HarmonyModel
     from ..model.memory import forward_bytes
-    from .measure import measured
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -38,8 +37,9 @@ def forward_peak(args: dict[str, Any]) -> dict[str, Any]:
         _, seconds, peak_mb, method = measured(lambda: model(video, audio, t_video, t_audio, cond),
                                                torch.device("cpu"))
     _, ph, pw = cfg.video.patch_size
-    estimate = forward_bytes(cfg, b, tv * (hw // ph) * (hw // pw), ta, element_size=4) / 2**20
-    return {"rows": b, "video_tokens": tv * (hw // ph) * (hw // pw), "audio_latents": ta,
+    tokens = tv * (hw // ph) * (hw // pw)
+    estimate = forward_bytes(cfg, b, tokens, ta, element_size=4) / 2**20
+    return {"rows": b, "video_tokens": tokens, "audio_latents": ta,
             "measured_mb": peak_mb, "estimate_mb": estimate,
             "estimate/measured": estimate / max(peak_mb, 1e-9),
             "forward_s": seconds, "peak_method": method}

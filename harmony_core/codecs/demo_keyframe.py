@@ -14,8 +14,10 @@ import math
 import torch
 from einops import rearrange
 
+from ..timeline import VIDEO_TEMPORAL_STRIDE
+
 CELL = 8
-INNER = 3       # frames strictly between two keyframes
+INNER = VIDEO_TEMPORAL_STRIDE - 1  # frames strictly between two keyframes (3)
 SPATIAL = 192   # 3 colours x 8 x 8 spatial coefficients per cell
 
 

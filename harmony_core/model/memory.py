@@ -6,8 +6,8 @@ the figure before the first step. What stays alive through the forward: both res
 modulation; what peaks inside one block: q, k, v and the attention output plus the FFN hidden layer and
 its activation, in the compute dtype, for the wider of the two towers (they run one after the other).
 Attention itself is assumed memory-efficient (SDPA flash / mem-efficient kernels, or the gathered local
-attention): no [N, N] score matrix. `MARGIN` covers the
-allocator's rounding and small temporaries (norms, RoPE, GLDI windows).
+attention): no [N, N] score matrix. `MARGIN` covers the allocator's rounding and small temporaries
+(norms, RoPE, GLDI windows).
 """
 from __future__ import annotations
 

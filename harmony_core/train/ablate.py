@@ -146,7 +146,6 @@ def evaluate_file(model_path: str | Path, settings: EvalSettings, cache: Path | 
     return report
 
 
-
 # ------------------------------------------------------------------------------------------------
 # The ablation command
 # ------------------------------------------------------------------------------------------------
@@ -204,7 +203,7 @@ def _train_cell(name: str, folder: Path, args: argparse.Namespace, snapshot_ever
 def run(args: argparse.Namespace) -> int:
     """Train the missing cells, evaluate every needed (cell, steps, guidance) and write the report."""
     from .ablate_report import markdown
-    from .trainer import snapshot_name
+    from .trainer import snapshot_name, stop_step
     if args.threads:
         torch.set_num_threads(args.threads)
     out, curve = Path(args.out), [int(x) for x in args.curve_steps.split(",") if x.strip()]
@@ -214,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown cells {sorted(unknown)}; accepted: {sorted(CELLS)}")
     given = dict(item.split("=", 1) for item in args.run)
     folders = {c: Path(given.get(c, out / c)) for c in cells}
-    final = args.steps if args.stop_at is None else min(args.stop_at, args.steps)
+    final = stop_step(args.steps, args.stop_at)
     curve = [n for n in curve if n <= final]
     every = functools.reduce(math.gcd, curve + [final])             # snapshots hit every curve step
     for cell in cells:

@@ -14,7 +14,7 @@ import torch
 
 from .data import DataConfig
 from .losses import SCHEDULES, SIGMA_DISTRIBUTIONS, TASK_SETS, VIDEO_WEIGHTINGS, LossConfig
-from .trainer import Trainer, TrainConfig, init_distributed
+from .trainer import Trainer, TrainConfig, init_distributed, stop_step
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         log.info("training %s (%.2f M parameters) for %d steps on %d process(es), %s", config.preset,
                  sum(p.numel() for p in trainer.model.parameters()) / 1e6, config.steps, world, device)
-    end = config.steps if args.stop_at is None else min(args.stop_at, config.steps)
+    end = stop_step(config.steps, args.stop_at)
     progress = _Progress(trainer.step, end, disable=args.quiet or rank != 0)
     try:
         trainer.run(progress, snapshot_every=args.snapshot_every, stop_at=end)

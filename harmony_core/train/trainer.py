@@ -238,7 +238,7 @@ class Trainer:
         logfile = self.out / LOG_FILE
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
-        end = self.config.steps if stop_at is None else min(stop_at, self.config.steps)
+        end = stop_step(self.config.steps, stop_at)
         while self.step < end:
             figures = self.train_step()
             if self.rank == 0:
@@ -296,6 +296,12 @@ class Trainer:
         if self.world > 1:
             import torch.distributed as dist
             dist.barrier()
+
+
+def stop_step(steps: int, stop_at: int | None) -> int:
+    """The last step a run trains to: `steps`, or `stop_at` when that comes first (the schedule stays
+    `steps`)."""
+    return steps if stop_at is None else min(stop_at, steps)
 
 
 def snapshot_name(step: int) -> str:
