@@ -4,9 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .metrics import SyncScore
 
 log = logging.getLogger("harmony_core")
 
@@ -39,6 +45,43 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 # generate
 # ------------------------------------------------------------------------------------------------
+SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes -2**63..2**64-1 (negative s aliases s + 2**64)
+MAX_TAKES = 20
+
+
+def _check_generate_args(args: argparse.Namespace) -> Path:
+    """Check what needs no model (seed, takes, --out); returns the output: an .mp4 path or a folder."""
+    if not 1 <= args.takes <= MAX_TAKES:
+        raise ValueError(f"--takes must be 1..{MAX_TAKES}, got {args.takes}")
+    if args.takes > 1 and args.batch > 1:
+        raise ValueError(f"--takes {args.takes} and --batch {args.batch} cannot be combined: --takes "
+                         f"generates one take after another (seeds {args.seed}, {args.seed + 1}, ...) and "
+                         f"keeps the best; --batch generates several in one pass and keeps them all. "
+                         f"Pick one")
+    last = args.seed + args.takes - 1
+    if not 0 <= args.seed <= SEED_MAX or last > SEED_MAX:
+        what = f"--seed {args.seed}" if args.takes == 1 else f"--seed {args.seed} with --takes {args.takes}"
+        raise ValueError(f"{what} is out of range: seeds must be 0..{SEED_MAX} (2**64 - 1, what "
+                         f"torch.Generator accepts)")
+    return _resolve_out(args.out)
+
+
+def _resolve_out(out: str) -> Path:
+    """An existing folder (or a path ending in '/'): write inside it. A name without a suffix: `.mp4` is
+    appended (logged). `.mp4`: that file (a taken name gets `_00001`, ...). Anything else: an error."""
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", "\\")):
+        return path
+    if not path.suffix:
+        log.info("--out %s has no extension: writing %s (pass an existing folder to write inside it)",
+                 out, path.with_suffix(".mp4"))
+        return path.with_suffix(".mp4")
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"--out {out}: only .mp4 files are written, not {path.suffix!r}; use a name ending "
+                         f"in .mp4 (e.g. {path.with_suffix('.mp4')}) or an existing folder")
+    return path
+
+
 def _load_inputs(args: argparse.Namespace, pipe) -> dict:
     from .media import read_audio, read_video
 
@@ -54,7 +97,11 @@ def _load_inputs(args: argparse.Namespace, pipe) -> dict:
     if args.video:
         frames, fps = read_video(args.video, size=size, grid=grid, as_float=True, min_frames=5,
                                  max_frames=args.frames)
-        usable = (frames.shape[0] - 1) // pipe.video_codec.temporal_stride * pipe.video_codec.temporal_stride + 1
+        stride = pipe.video_codec.temporal_stride
+        usable = (frames.shape[0] - 1) // stride * stride + 1
+        if usable < frames.shape[0]:
+            log.info("%s: using the first %d of %d frames (the video codec needs %d*k + 1 frames)",
+                     args.video, usable, frames.shape[0], stride)
         inputs["video"] = torch_frames(frames[:usable])
         inputs["fps"] = str(fps)
     if args.image:
@@ -69,13 +116,22 @@ def torch_frames(frames):
     return torch.as_tensor(frames).float().permute(3, 0, 1, 2) * 2 - 1
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
+def _generate(pipe, req, desc: str, quiet: bool):
+    """(Result, seconds) of one pipeline run with a progress bar."""
     from tqdm import tqdm
 
+    start = time.perf_counter()
+    with tqdm(total=req.steps, desc=desc, unit="step", disable=quiet) as bar:
+        result = pipe.generate(req, callback=lambda step, total, *_: bar.update(1))
+    return result, time.perf_counter() - start
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
     from .loading.bundle import load_pipeline
     from .media import write_mp4
     from .pipeline import Request
 
+    out = _check_generate_args(args)
     pipe = load_pipeline(args.model, device=args.device, attention=args.attention,
                          video_codec_path=args.video_vae, audio_vae_path=args.audio_vae,
                          vocoder_path=args.vocoder, allow_untrained=args.allow_untrained)
@@ -88,18 +144,124 @@ def cmd_generate(args: argparse.Namespace) -> int:
                   sync_start=args.sync_start, sync_end=args.sync_end, text_video=args.cfg_video,
                   text_audio=args.cfg_audio, seed=args.seed, batch=args.batch, **inputs)
     req = pipe.resolve(req)
-    start = time.perf_counter()
-    with tqdm(total=req.steps, desc=f"harmony {mode}", unit="step", disable=args.quiet) as bar:
-        result = pipe.generate(req, callback=lambda step, total, *_: bar.update(1))
-    elapsed = time.perf_counter() - start
+    if args.takes > 1:
+        _check_scorable(req.num_frames)
     meta = {"prompt": args.prompt, "audio_prompt": args.audio_prompt or "", "transcript": args.transcript,
             "mode": mode, "seed": str(args.seed), "model": str(args.model or "bundled demo")}
+    if args.takes > 1:
+        return _run_takes(args, pipe, req, out, meta)
+    result, elapsed = _generate(pipe, req, f"harmony {mode}", args.quiet)
     for take in range(result.frames.shape[0]):
-        path = write_mp4(args.out, result.frames[take], result.fps, result.wave[take][None], result.sample_rate,
+        path = write_mp4(out, result.frames[take], result.fps, result.wave[take][None], result.sample_rate,
                          metadata=meta)
         print(f"wrote {path} ({result.frames.shape[1]} frames at {result.fps} fps, "  # noqa: T201
               f"{result.wave.shape[1] / result.sample_rate:.2f} s audio) in {elapsed:.1f} s")
     return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# generate --takes N: one take after another, ranked by sync score
+# ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Take:
+    """One finished take: its number (1-based), seed, sync score (None when it could not be scored) and the
+    file it was written to (None when not kept)."""
+
+    index: int
+    seed: int
+    score: SyncScore | None
+    path: Path | None = None
+
+    @property
+    def rank_key(self) -> float:
+        return self.score.score if self.score is not None else -math.inf
+
+
+def _check_scorable(num_frames: int) -> None:
+    from .metrics.score import MIN_FRAMES
+
+    if num_frames < MIN_FRAMES:
+        raise ValueError(f"--takes ranks takes by their sync score, which needs at least {MIN_FRAMES} "
+                         f"frames; this request makes {num_frames}: raise --frames or use --takes 1")
+
+
+def _take_path(out: Path, index: int) -> Path:
+    """Where --keep-all writes take `index`: beside the best (`<stem>_take<i>.mp4`), or inside the folder."""
+    if out.suffix.lower() == ".mp4" and not out.is_dir():
+        return out.with_name(f"{out.stem}_take{index}.mp4")
+    return out / f"harmony_take{index}.mp4"
+
+
+def _score(result, take: int, seed: int) -> SyncScore | None:
+    from .metrics import score_clip
+
+    try:
+        return score_clip(result.frames[0], result.fps, result.wave[0], result.sample_rate)
+    except ValueError as exc:  # e.g. NaN output: rank the take last instead of losing the others
+        log.warning("take %d (seed %d) could not be scored and ranks last: %s", take, seed, exc)
+        return None
+
+
+def _write_take(result, path: Path, seed: int, meta: dict) -> Path:
+    from .media import write_mp4
+
+    return write_mp4(path, result.frames[0], result.fps, result.wave[0][None], result.sample_rate,
+                     metadata={**meta, "seed": str(seed)})
+
+
+def _settle(take: Take, result, out: Path, meta: dict, keep: bool) -> Take:
+    """A take that is not the best: written beside the best with --keep-all, else dropped."""
+    if not keep:
+        return take
+    return replace(take, path=_write_take(result, _take_path(out, take.index), take.seed, meta))
+
+
+def _run_takes(args: argparse.Namespace, pipe, req, out: Path, meta: dict) -> int:
+    """Generate args.takes takes (seed, seed + 1, ..., batch 1 each), keep the best by sync score.
+
+    Only the best take so far is held in memory; with --keep-all every other take is written as soon as a
+    better one is known. Ctrl-C stops after writing the best finished take (exit code 130).
+    """
+    done: list[Take] = []
+    best: tuple[Take, object] | None = None  # (take, its Result)
+    interrupted = False
+    try:
+        for i in range(1, args.takes + 1):
+            seed = args.seed + i - 1
+            result, elapsed = _generate(pipe, replace(req, seed=seed, batch=1), f"take {i}/{args.takes}",
+                                        args.quiet)
+            take = Take(i, seed, _score(result, i, seed))
+            log.info("take %d/%d (seed %d) in %.1f s: %s", i, args.takes, seed, elapsed,
+                     "not scored" if take.score is None else f"sync score {take.score.score:+.3f}")
+            if best is None or take.rank_key > best[0].rank_key:
+                best, loser = (take, result), best
+            else:
+                loser = (take, result)
+            if loser is not None:
+                done.append(_settle(*loser, out, meta, args.keep_all))
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted after %d of %d takes", len(done) + (best is not None), args.takes)
+    if best is not None:
+        done.append(replace(best[0], path=_write_take(best[1], out, best[0].seed, meta)))
+    print(_takes_table(done, best[0].index if best else None))  # noqa: T201
+    if interrupted:
+        log.warning("stopped by Ctrl-C; the files listed above are kept")
+        return 130
+    return 0
+
+
+def _takes_table(takes: list[Take], best: int | None) -> str:
+    """take, seed, score, best lag (ms) and file of each take, in take order."""
+    width = max([4] + [len(str(t.seed)) for t in takes])
+    lines = [f"take  {'seed':>{width}}   score  best lag  file"]
+    for t in sorted(takes, key=lambda t: t.index):
+        score = "   n/a" if t.score is None else f"{t.score.score:+.3f}"
+        lag = "     n/a" if t.score is None else f"{t.score.best_lag_seconds * 1000:+5.0f} ms"
+        file = "(not kept)" if t.path is None else str(t.path)
+        mark = "  <- best" if t.index == best else ""
+        lines.append(f"{t.index:>4}  {t.seed:>{width}}  {score}  {lag}  {file}{mark}")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -151,9 +313,18 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--solver", choices=["euler", "dpmpp_2m"], default=None)
     p.add_argument("--sync-start", type=float, default=0.0, help="SyncCFG start (fraction of the schedule)")
     p.add_argument("--sync-end", type=float, default=1.0, help="SyncCFG end (fraction of the schedule)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=1, help="takes to generate")
-    p.add_argument("--out", default="out/harmony.mp4", help="output file or folder (never overwritten)")
+    p.add_argument("--seed", type=int, default=0, help=f"noise seed, 0..{SEED_MAX}")
+    p.add_argument("--batch", type=int, default=1, help="takes to generate in one pass (all are written)")
+    p.add_argument("--takes", type=int, default=1,
+                   help=f"1..{MAX_TAKES}: generate this many takes one after another (seeds seed, "
+                        "seed+1, ...; memory of one take), score each one's sync and write the best to "
+                        "--out; prints a score table. Not with --batch")
+    p.add_argument("--keep-all", action="store_true",
+                   help="with --takes: also write the other takes, as <out>_take<i>.mp4 (i = take number)")
+    p.add_argument("--out", default="out/harmony.mp4",
+                   help="an .mp4 file, or an existing folder to write harmony_00001.mp4 inside (a path "
+                        "ending in / is a folder, created when missing); a name without an extension gets "
+                        ".mp4. An existing file is never overwritten: the next free name_00001.mp4 is used")
     p.add_argument("--device", default="cpu")
     p.add_argument("--attention", default="sdpa")
     p.add_argument("--video-vae", help="Wan2.2 VAE (.safetensors) for real models")
@@ -209,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         log.error("%s", exc)
         return 2
+    except KeyboardInterrupt:
+        log.error("interrupted (Ctrl-C); files already written are kept")
+        return 130
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from .adapters import paths
+from .adapters import examples, paths
 
 
 class HarmonyExtension(ComfyExtension):
     async def on_load(self) -> None:
         paths.register()
+        examples.install()
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         from .conditioning import (
@@ -22,6 +23,7 @@ class HarmonyExtension(ComfyExtension):
         from .loaders import HarmonyCodecLoader, HarmonyModelLoader
         from .media import HarmonyDecode, HarmonyMux, HarmonySaveAV
         from .sampling import HarmonySampler
+        from .takes import HarmonyBestOfTakes, HarmonySyncScore
 
         return [
             HarmonyModelLoader,
@@ -32,7 +34,9 @@ class HarmonyExtension(ComfyExtension):
             HarmonyVideoCondition,
             HarmonyReferenceImage,
             HarmonySampler,
+            HarmonyBestOfTakes,
             HarmonyDecode,
             HarmonyMux,
             HarmonySaveAV,
+            HarmonySyncScore,
         ]

@@ -9,8 +9,12 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..harmony_core import timeline
+from ..harmony_core.pipeline import Result
 from .adapters import media, model_patcher, save
 from .types import DEFAULT_FPS, HarmonyCodecs, HarmonyCodecsType, read_latent
+
+
+PREVIEW_KEY = "harmony_av"
 
 
 def _fps_input() -> io.Float.Input:
@@ -61,10 +65,15 @@ class HarmonyDecode(io.ComfyNode):
         pipeline = codecs.pipeline(codecs.model, device)
         layout = pipeline.layout_of(video, fps)
         model_patcher.load(codecs.patcher)
-        result = pipeline.decode(video, audio, layout)
-        images = [media.frames_to_image(frames) for frames in result.frames]  # [F, H, W, 3] each
-        sounds = [media.wave_to_audio(wave, result.sample_rate) for wave in result.wave]
-        return io.NodeOutput(images, sounds, [float(result.fps)] * len(images))
+        images, sounds = as_media(pipeline.decode(video, audio, layout))
+        return io.NodeOutput(images, sounds, [float(fps)] * len(images))
+
+
+def as_media(result: Result) -> tuple[list, list]:
+    """A decoded Result -> ([IMAGE [F, H, W, 3]] and [AUDIO]), one item per take."""
+    images = [media.frames_to_image(frames) for frames in result.frames]
+    sounds = [media.wave_to_audio(wave, result.sample_rate) for wave in result.wave]
+    return images, sounds
 
 
 class HarmonyMux(io.ComfyNode):
@@ -116,4 +125,7 @@ class HarmonySaveAV(io.ComfyNode):
     def execute(cls, images, audio: dict, fps: float, filename_prefix: str) -> io.NodeOutput:
         tags = save.metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
         name, subfolder = save.save_mp4(images, audio, timeline.as_rate(fps, "fps"), filename_prefix, tags)
-        return io.NodeOutput(ui=ui.PreviewVideo([ui.SavedResult(name, subfolder, io.FolderType.output)]))
+        saved = ui.SavedResult(name, subfolder, io.FolderType.output)
+        # Own UI key, read by web/harmony_av_preview.js: under "images" the editor would add its own video
+        # player below ours. The queue and assets panels still list the mp4 (they read every key).
+        return io.NodeOutput(ui={PREVIEW_KEY: [saved]})

@@ -257,11 +257,15 @@ def _sampling_inputs() -> list:
         _float("sync_end", 1.0, 0.0, 1.0, 0.01, "SyncCFG ends at this fraction of the steps."),
         _float("text_cfg_video", d.text_video, 0.0, 20.0, 0.1, "Text CFG on the video (1 = off)."),
         _float("text_cfg_audio", d.text_audio, 0.0, 20.0, 0.1, "Text CFG on the audio (1 = off)."),
-        _int("batch", 1, 1, 16, 1, "Takes generated at once (several clips)."),
     ]
 
 
-def _inputs() -> list:
+def _batch_input() -> io.Int.Input:
+    return _int("batch", 1, 1, 16, 1, "Takes generated at once (several clips).")
+
+
+def sampler_inputs(last_sampling_input: io.Input | None = None) -> list:
+    """The sampler's inputs; `last_sampling_input` replaces `batch` (HarmonyBestOfTakes: `takes`)."""
     return [
         io.Model.Input("model", tooltip="The Harmony model (HarmonyModelLoader)."),
         HarmonyCodecsType.Input("codecs", tooltip="Its codecs (HarmonyCodecLoader)."),
@@ -273,6 +277,7 @@ def _inputs() -> list:
         ),
         *_clip_inputs(),
         *_sampling_inputs(),
+        last_sampling_input or _batch_input(),
         HarmonyAudioType.Input(
             "audio_cond",
             optional=True,
@@ -296,7 +301,7 @@ class HarmonySampler(io.ComfyNode):
             category="Harmony/sampling",
             description="Generates synchronized audio + video latents (joint, audio-driven or "
             "video-driven) with Harmony's SyncCFG.",
-            inputs=_inputs(),
+            inputs=sampler_inputs(),
             hidden=[io.Hidden.unique_id],
             outputs=[
                 io.Latent.Output(display_name="latent", tooltip="Video and audio latents (HarmonyDecode).")
@@ -315,15 +320,29 @@ class HarmonySampler(io.ComfyNode):
         reference: ReferenceImage | None = None,
         **widgets,
     ) -> io.NodeOutput:
-        harmony = model_patcher.harmony_model(model)
         conditions = Conditions(audio_cond, video_cond, reference)
-        request = build_request(harmony, codecs, Widgets(**widgets), positive, negative, conditions)
-        pipeline = codecs.pipeline(harmony, model_patcher.load_device(model))
-        request = resolve(pipeline, request)
-        activations = pipeline.memory_required(request, next(harmony.parameters()).element_size())
-        model_patcher.load(model, codecs.patcher, memory_required=activations)
+        pipeline, request = prepare(model, codecs, Widgets(**widgets), positive, negative, conditions)
         progress = SamplingProgress(request.steps, codecs.video, cls.hidden.unique_id)
-        video, audio, layout, notes = pipeline.sample(request, progress)
-        for note in notes:
-            log.info("HarmonySampler: %s", note)
+        video, audio, layout = sample(pipeline, request, progress)
         return io.NodeOutput(make_latent(video, audio, layout.fps))
+
+
+def prepare(
+    model: object, codecs: HarmonyCodecs, w: Widgets, positive: list, negative: list | None, c: Conditions
+) -> tuple[HarmonyPipeline, Request]:
+    """Checks, the resolved request, and the model + codecs loaded with room for one sampling step."""
+    harmony = model_patcher.harmony_model(model)
+    request = build_request(harmony, codecs, w, positive, negative, c)
+    pipeline = codecs.pipeline(harmony, model_patcher.load_device(model))
+    request = resolve(pipeline, request)
+    activations = pipeline.memory_required(request, next(harmony.parameters()).element_size())
+    model_patcher.load(model, codecs.patcher, memory_required=activations)
+    return pipeline, request
+
+
+def sample(pipeline: HarmonyPipeline, request: Request, progress: SamplingProgress) -> tuple:
+    """(video latent, audio latent, layout) of one request; its notes are logged."""
+    video, audio, layout, notes = pipeline.sample(request, progress)
+    for note in notes:
+        log.info("HarmonySampler: %s", note)
+    return video, audio, layout

@@ -15,8 +15,11 @@ const STRIP_HEIGHT = 48;
 const WAVE_HEIGHT = 48;
 const VIDEO_EXT = /\.(mp4|webm|mkv|mov)$/i;
 
+const PREVIEW_KEY = "harmony_av"; // HarmonySaveAV's own UI key (under "images" the editor adds a second player)
+
 function clipUrls(message) {
-  const entries = [message?.images, message?.video, message?.gifs].flat().filter(Boolean);
+  const entries = [message?.[PREVIEW_KEY], message?.images, message?.video, message?.gifs].flat()
+    .filter(Boolean);
   return entries
     .filter((e) => typeof e?.filename === "string" && VIDEO_EXT.test(e.filename))
     .map((e) => {
@@ -111,7 +114,12 @@ function buildPreview() {
   Object.assign(scrub, { type: "range", min: "0", max: "1000", value: "0" });
   const time = element("span", "harmony-av-time", { fontFamily: "monospace", fontSize: "11px" });
   const takes = element("select", "harmony-av-takes", { display: "none" });
-  bar.append(play, scrub, time, takes);
+  const mute = element("button", "harmony-av-mute");
+  mute.textContent = "🔊";
+  mute.title = "Mute / unmute";
+  const volume = element("input", "harmony-av-volume", { width: "64px" });
+  Object.assign(volume, { type: "range", min: "0", max: "100", value: "80", title: "Volume" });
+  bar.append(play, scrub, time, mute, volume, takes);
   const strips = element("div", "harmony-av-strips", { position: "relative", cursor: "pointer" });
   const frames = element("canvas", "harmony-frame-strip",
     { width: "100%", height: `${STRIP_HEIGHT}px`, display: "block" });
@@ -123,9 +131,10 @@ function buildPreview() {
   wave.width = 512; wave.height = WAVE_HEIGHT;
   strips.append(frames, wave, head);
   root.append(video, bar, strips);
-  const state = { video, frames, wave, head, scrub, time, takes, urls: [] };
+  const state = { video, frames, wave, head, scrub, time, takes, mute, volume, urls: [] };
   takes.addEventListener("change", () => showClip(state, state.urls[Number(takes.value)]));
   wireControls(state, play, strips);
+  wireSound(state);
   return { root, state };
 }
 
@@ -155,6 +164,23 @@ function wireControls({ video, head, scrub, time }, play, strips) {
     strips.addEventListener("pointermove", move);
     strips.addEventListener("pointerup", () => strips.removeEventListener("pointermove", move), { once: true });
   });
+}
+
+function wireSound({ video, mute, volume }) {
+  const show = () => {
+    const silent = video.muted || video.volume === 0;
+    mute.textContent = silent ? "🔇" : "🔊";
+    mute.dataset.muted = String(video.muted);
+    volume.value = String(Math.round(video.volume * 100));
+  };
+  video.volume = Number(volume.value) / 100;
+  video.addEventListener("volumechange", show);
+  mute.addEventListener("click", () => (video.muted = !video.muted));
+  volume.addEventListener("input", () => {
+    video.volume = Number(volume.value) / 100;
+    if (video.volume > 0) video.muted = false;
+  });
+  show();
 }
 
 async function showClip(state, url) {

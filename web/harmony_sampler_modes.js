@@ -1,4 +1,5 @@
-// HarmonySampler: show only the widgets and condition sockets that the chosen mode uses.
+// HarmonySampler (and HarmonyBestOfTakes, same inputs): show only the widgets and condition sockets that the
+// chosen mode uses, and mark the socket a mode needs as required (solid dot, "(required)" label).
 //
 // joint        : every widget; sockets audio_cond (reference voice) and reference (first frame)
 // audio_driven : no audio-side guidance widgets (the soundtrack is given); sockets audio_cond, reference
@@ -10,7 +11,7 @@
 // mode does not use stays visible.
 import { app } from "../../scripts/app.js";
 
-const NODE = "HarmonySampler";
+const NODES = ["HarmonySampler", "HarmonyBestOfTakes"];
 const MODE = "mode";
 
 const HIDDEN_WIDGETS = {
@@ -20,12 +21,14 @@ const HIDDEN_WIDGETS = {
 };
 
 const SOCKETS = {
-  audio_cond: { type: "HARMONY_AUDIO", modes: ["joint", "audio_driven", "video_driven"] },
-  video_cond: { type: "HARMONY_VIDEO", modes: ["video_driven"] },
+  audio_cond: { type: "HARMONY_AUDIO", modes: ["joint", "audio_driven", "video_driven"], needs: "audio_driven" },
+  video_cond: { type: "HARMONY_VIDEO", modes: ["video_driven"], needs: "video_driven" },
   reference: { type: "HARMONY_IMAGE", modes: ["joint", "audio_driven"] },
 };
 
 const OPTIONAL_SHAPE = 7; // hollow circle, as the editor draws optional sockets
+const REQUIRED_SHAPE = 2; // LiteGraph.ROUND_SHAPE: the filled dot of required sockets
+const REQUIRED_LABEL = " (required)";
 
 function currentMode(node) {
   return node.widgets?.find((w) => w.name === MODE)?.value ?? "joint";
@@ -44,18 +47,30 @@ function applyWidgets(node, mode) {
   return changed;
 }
 
+function markRequired(input, required) {
+  const shape = required ? REQUIRED_SHAPE : OPTIONAL_SHAPE;
+  const label = required ? `${input.name}${REQUIRED_LABEL}` : undefined;
+  if (input.shape === shape && input.label === label) return false;
+  input.shape = shape;
+  input.label = label;
+  return true;
+}
+
 function applySockets(node, mode) {
   let changed = false;
-  for (const [name, { type, modes }] of Object.entries(SOCKETS)) {
-    const index = node.inputs?.findIndex((input) => input.name === name) ?? -1;
+  for (const [name, { type, modes, needs }] of Object.entries(SOCKETS)) {
+    let index = node.inputs?.findIndex((input) => input.name === name) ?? -1;
     const wanted = modes.includes(mode);
     if (wanted && index < 0) {
       node.addInput(name, type, { shape: OPTIONAL_SHAPE, localized_name: name });
+      index = node.inputs.length - 1;
       changed = true;
     } else if (!wanted && index >= 0 && node.inputs[index].link == null) {
       node.removeInput(index);
       changed = true;
+      continue;
     }
+    if (index >= 0) changed = markRequired(node.inputs[index], needs === mode) || changed;
   }
   return changed;
 }
@@ -71,7 +86,7 @@ function applyMode(node) {
 app.registerExtension({
   name: "Harmony.SamplerModes",
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData.name !== NODE) return;
+    if (!NODES.includes(nodeData.name)) return;
     const onNodeCreated = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);
@@ -89,6 +104,6 @@ app.registerExtension({
     };
   },
   loadedGraphNode(node) {
-    if (node.comfyClass === NODE || node.type === NODE) applyMode(node);
+    if (NODES.includes(node.comfyClass) || NODES.includes(node.type)) applyMode(node);
   },
 });

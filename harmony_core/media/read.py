@@ -238,8 +238,9 @@ def read_video(path: str | Path, max_frames: int | None = None, size: tuple[int,
     size=None keeps the frame and centre-crops (mode 'crop') or scales (mode 'resize') it down to a
     multiple of `grid` (None or 1: untouched). size=(H, W) (multiples of grid) scales to cover and
     centre-crops ('crop', aspect kept) or stretches ('resize'). Frames are uint8, or float32 in [0, 1]
-    when `as_float`. At most `max_frames` frames are read; fewer than `min_frames`, a side above
-    `max_side` or more than `max_seconds` of decoded video raise MediaError.
+    when `as_float`; any scaling or cropping is logged (INFO). At most `max_frames` frames are read;
+    fewer than `min_frames`, a side above `max_side` or more than `max_seconds` of decoded video raise
+    MediaError.
     """
     path = Path(path)
     if max_frames is not None and max_frames < 1:
@@ -255,6 +256,7 @@ def read_video(path: str | Path, max_frames: int | None = None, size: tuple[int,
         height, width = stream.codec_context.height, stream.codec_context.width
         check_side(path, height, width, max_side)
         geometry = _plan_geometry(path, height, width, size, grid, mode)
+        _note_geometry(path, height, width, geometry)
         frames = _decode_frames(path, container, stream, geometry, max_frames, max_seconds)
         if max_frames is None or len(frames) < max_frames:
             _check_complete(path, len(frames) / fps, _declared_seconds(container, stream))
@@ -264,6 +266,19 @@ def read_video(path: str | Path, max_frames: int | None = None, size: tuple[int,
                          f"videos with at least {needed} frames")
     video = torch.from_numpy(np.stack(frames))  # [F, H, W, 3] uint8
     return (video.float() / 255.0 if as_float else video), fps
+
+
+def _note_geometry(path: Path, h: int, w: int, geometry: tuple[int, int, int, int]) -> None:
+    """Log (INFO) how the frames are scaled and/or cropped, when they are."""
+    scaled_h, scaled_w, out_h, out_w = geometry
+    steps = []
+    if (scaled_h, scaled_w) != (h, w):
+        steps.append(f"scaled to {scaled_w}x{scaled_h}")
+    if (out_h, out_w) != (scaled_h, scaled_w):
+        steps.append(f"centre-cropped to {out_w}x{out_h}")
+    if steps:
+        logger.info("%s: frames resized from %dx%d to %dx%d (WxH): %s", path, w, h, out_w, out_h,
+                    " then ".join(steps))
 
 
 def _decode_frames(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream,

@@ -39,17 +39,27 @@ def preview_image(codec: VideoCodec, x0_video: torch.Tensor) -> torch.Tensor:
 
 
 class SamplingProgress:
-    """The sampler callback: callback(step, total, x0_video, x0_audio) after every step."""
+    """The sampler callback: callback(step, total, x0_video, x0_audio) after every step.
 
-    def __init__(self, steps: int, codec: VideoCodec, node_id: str | None) -> None:
-        self.bar = comfy.utils.ProgressBar(steps, node_id=node_id)
+    With `takes` > 1 (HarmonyBestOfTakes) one bar runs over takes x steps; `start_take(i)` is also a cancel
+    point between takes."""
+
+    def __init__(self, steps: int, codec: VideoCodec, node_id: str | None, takes: int = 1) -> None:
+        self.steps, self.total, self.offset = steps, steps * takes, 0
+        self.bar = comfy.utils.ProgressBar(self.total, node_id=node_id)
         self.codec, self.node_id = codec, node_id
         self.preview = previews_enabled() and node_id is not None
 
+    def start_take(self, index: int) -> None:
+        mm.throw_exception_if_processing_interrupted()
+        self.offset = index * self.steps
+        self.bar.update_absolute(self.offset, self.total)
+
     def __call__(self, step: int, total: int, x0_video: torch.Tensor, x0_audio: torch.Tensor) -> None:
         mm.throw_exception_if_processing_interrupted()
-        self.bar.update_absolute(step + 1, total)
+        done = self.offset + step + 1
+        self.bar.update_absolute(done, self.total)
         if self.preview:
             ComfyAPISync().execution.set_progress(
-                step + 1, total, node_id=self.node_id, preview_image=preview_image(self.codec, x0_video)
+                done, self.total, node_id=self.node_id, preview_image=preview_image(self.codec, x0_video)
             )

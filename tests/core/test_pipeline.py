@@ -103,6 +103,7 @@ def test_cli_generate_writes_an_mp4_with_both_streams(tmp_path, monkeypatch):
     import harmony_core.loading.bundle as bundle
     monkeypatch.setattr(bundle, "DEMO_CHECKPOINT", tmp_path / "missing.safetensors")
     out = tmp_path / "clips"
+    out.mkdir()  # an existing folder: the clip is written inside it (a path without suffix gets ".mp4")
     code = main(["generate", "--out", str(out), "--steps", "2", "--frames", "17", "--width", "32", "--height",
                  "32", "--allow-untrained", "--quiet", "--seed", "1"])
     assert code == 0

@@ -20,6 +20,7 @@ from pathlib import Path
 PACK_FOLDER = "ComfyUI-Harmony"  # the folder name a git clone of the pack gets; also its /extensions/<name>
 REPO = Path(__file__).resolve().parents[2]
 WALL_TIMES: dict[str, float] = {}  # workflow name -> seconds from /prompt to its history entry
+STREAMS: dict[str, list[str]] = {}  # workflow name -> one line per saved clip (size, frames, durations)
 
 
 @dataclass

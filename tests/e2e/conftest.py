@@ -14,8 +14,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "workflows")]
 
-from comfy_server import WALL_TIMES, ComfyServer, start_server  # noqa: E402  (after the path insert)
-from workflow_inputs import write_example_inputs  # noqa: E402
+from comfy_server import STREAMS, WALL_TIMES, ComfyServer, start_server  # noqa: E402  (after the path insert)
 
 def comfy_checkout() -> Path | None:
     value = os.environ.get("COMFYUI_DIR")
@@ -36,8 +35,8 @@ def comfy_dir() -> Path:
 @pytest.fixture(scope="session")
 def server(comfy_dir, tmp_path_factory) -> ComfyServer:
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
+    # the input folder starts empty, as on a fresh install: the pack itself provides the workflows' media
     running = start_server(comfy_dir, python, tmp_path_factory.mktemp("comfyui"))
-    write_example_inputs(running.input_dir)
     yield running
     running.stop()
 
@@ -63,4 +62,5 @@ def pytest_terminal_summary(terminalreporter):
     if WALL_TIMES:
         terminalreporter.write_sep("-", "ComfyUI wall time per workflow (CPU)")
         for name, seconds in WALL_TIMES.items():
-            terminalreporter.write_line(f"{name}: {seconds:.1f} s")
+            clips = "; ".join(STREAMS.get(name, []))
+            terminalreporter.write_line(f"{name}: {seconds:.1f} s  ({clips})")

@@ -2,8 +2,8 @@
 
     COMFYUI_DIR=/opt/ComfyUI COMFYUI_PYTHON=/opt/venv/bin/python .venv/bin/python tests/e2e/make_workflows.py
 
-Starts ComfyUI with the pack (comfy_server.py), writes the example inputs into its input folder, builds each
-spec of workflow_specs.py in the editor (headless chromium, browser/build_workflows.js) and saves what the
+Starts ComfyUI with the pack (comfy_server.py; the pack copies its example inputs into the empty input folder),
+builds each spec of workflow_specs.py in the editor (headless chromium, browser/build_workflows.js) and saves what the
 editor serializes, checks every workflow against the live /object_info, runs it through /prompt and writes the
 middle frame of its mp4 as workflows/<name>.jpg. Needs node, chromium and `npm ci` in tests/e2e.
 """
@@ -23,7 +23,6 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "workflows"), str(HERE.parents[1])]
 from comfy_server import REPO, output_files, run_prompt, start_server  # noqa: E402
 from media_checks import write_thumbnail  # noqa: E402
 from workflow_graph import load_core_schemas, to_api, validate_workflow  # noqa: E402
-from workflow_inputs import write_example_inputs  # noqa: E402
 from workflow_specs import all_specs  # noqa: E402
 
 WORKFLOWS = REPO / "workflows"
@@ -46,7 +45,6 @@ def main() -> None:
         work = Path(tmp)
         server = start_server(comfy_dir, python, work)
         try:
-            write_example_inputs(server.input_dir)
             schemas = server.get("/object_info")
             frontend_only = load_core_schemas()[1]
             for path in build(server.url, work):
@@ -56,7 +54,8 @@ def main() -> None:
                     raise SystemExit(f"{path.name}: " + "; ".join(errors))
                 start = time.monotonic()
                 entry = run_prompt(server, to_api(workflow, schemas))
-                clip = server.download(output_files(entry)[0], work / f"{path.stem}.mp4")
+                mp4 = next(f for f in output_files(entry) if f["filename"].endswith(".mp4"))
+                clip = server.download(mp4, work / f"{path.stem}.mp4")
                 thumbnail = write_thumbnail(clip, path.with_suffix(".jpg"))
                 print(f"{path.name}: ran in {time.monotonic() - start:.1f} s, thumbnail {thumbnail.name}")
         finally:

@@ -29,6 +29,7 @@ HIDDEN = {"joint": set(), "audio_driven": {"sync_audio_scale", "text_cfg_audio"}
           "video_driven": {"width", "height", "frames", "fps", "sync_video_scale", "text_cfg_video"}}
 CONDITION_SOCKETS = {"joint": {"audio_cond", "reference"}, "audio_driven": {"audio_cond", "reference"},
                      "video_driven": {"audio_cond", "video_cond"}}
+REQUIRED = {"joint": [], "audio_driven": ["audio_cond"], "video_driven": ["video_cond"]}  # marked by web/
 
 
 def browser_missing() -> str | None:
@@ -92,12 +93,23 @@ def test_editor_prompt_equals_our_conversion(browser_result, object_info):
         assert editor == ours, name
 
 
+def test_workflows_open_framed_and_grouped_clear_of_the_editor_panels(browser_result):
+    """Every node and group is on screen at the stored view, none under the sidebar, tab bar, Run toolbar or
+    minimap (probed with elementFromPoint), at a zoom that keeps widgets legible; screenshots: open_*.png."""
+    for name, outcome in browser_result["workflows"].items():
+        frame = outcome["framing"]
+        assert frame["outside"] == [] and frame["obstructed"] == [], (name, frame)
+        assert 0.6 <= frame["scale"] <= 1, (name, frame["scale"])
+        assert {"Model and inputs", "Conditioning", "Output"} <= set(frame["groups"]), (name, frame["groups"])
+
+
 def test_sampler_widgets_and_sockets_follow_the_mode(browser_result):
     for mode in MODES:
         seen = browser_result["modes"][mode]
         assert set(seen["hidden"]) == HIDDEN[mode], mode
         conditions = set(seen["sockets"]) - {"model", "codecs", "positive", "negative"}
         assert conditions == CONDITION_SOCKETS[mode], mode
+        assert seen["required"] == REQUIRED[mode], mode
         assert seen["widgetsValues"] == 17, "hiding widgets must not change what is saved"
 
 
@@ -106,7 +118,9 @@ def test_run_shows_the_av_preview_with_frames_and_waveform(browser_result):
     assert ".mp4" in preview["src"] and preview["duration"] > 1
     assert preview["frames"] == 8 and preview["frameInk"] > 0.5
     assert preview["peaks"] > 100 and preview["waveInk"] > 0.01
-    assert preview["controls"] == 3  # play button, scrub bar, playhead
+    assert preview["controls"] == 5  # play button, scrub bar, playhead, mute button, volume slider
+    assert preview["sound"] == {"mutedByButton": True, "unmutedAgain": True, "volume": 0.3}
+    assert preview["corePlayers"] == 0  # one preview: the editor adds no video player of its own
 
 
 def test_harmony_mux_into_core_save_video_gets_the_preview(browser_result):

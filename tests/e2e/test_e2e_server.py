@@ -7,13 +7,14 @@ import urllib.request
 import pytest
 
 from comfy_server import PACK_FOLDER, REPO
+from workflow_inputs import EXAMPLE_INPUTS, EXAMPLES_DIR
 from workflow_graph import load_core_schemas, validate_workflow
 
 pytestmark = pytest.mark.e2e
 
 NODE_IDS = ["HarmonyModelLoader", "HarmonyCodecLoader", "HarmonyTextEncode", "HarmonyConditioning",
             "HarmonyAudioCondition", "HarmonyVideoCondition", "HarmonyReferenceImage", "HarmonySampler",
-            "HarmonyDecode", "HarmonyMux", "HarmonySaveAV"]
+            "HarmonyDecode", "HarmonyMux", "HarmonySaveAV", "HarmonyBestOfTakes", "HarmonySyncScore"]
 WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
 WEB_FILES = sorted(p.name for p in (REPO / "web").glob("*.js"))
 
@@ -53,3 +54,12 @@ def test_bundled_workflows_are_listed_as_templates(server):
 def test_workflow_matches_the_live_schemas(name, object_info):
     workflow = json.loads((REPO / "workflows" / f"{name}.json").read_text())
     assert validate_workflow(workflow, object_info, load_core_schemas()[1]) == []
+
+
+def test_the_pack_copies_its_example_inputs_into_the_empty_input_folder(server):
+    """The server started with an empty input folder (a fresh install); the pack put its examples there."""
+    found = sorted(p.name for p in server.input_dir.iterdir())
+    assert found == sorted(EXAMPLE_INPUTS)
+    for name in EXAMPLE_INPUTS:
+        assert (server.input_dir / name).read_bytes() == (EXAMPLES_DIR / name).read_bytes(), name
+    assert "example inputs copied into" in server.log()

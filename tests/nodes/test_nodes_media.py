@@ -84,9 +84,9 @@ def test_save_writes_an_mp4_with_comfy_naming_and_metadata(takes, comfy_env):
     prompt, workflow = {"3": {"class_type": "HarmonySampler"}}, {"nodes": [], "links": []}
     out = save_take(takes, {io.Hidden.prompt: prompt, io.Hidden.extra_pnginfo: {"workflow": workflow}})
     assert out.result is None
-    assert out.ui.as_dict() == {
-        "images": [{"filename": "Harmony_00001_.mp4", "subfolder": "harmony", "type": "output"}],
-        "animated": (True,),
+    # our own UI key only: under "images" the editor would add a second (core) video player
+    assert out.ui == {
+        "harmony_av": [{"filename": "Harmony_00001_.mp4", "subfolder": "harmony", "type": "output"}],
     }
     path = comfy_env / "output" / "harmony" / "Harmony_00001_.mp4"
     info = read.probe(path)
@@ -97,21 +97,21 @@ def test_save_writes_an_mp4_with_comfy_naming_and_metadata(takes, comfy_env):
     with av.open(str(path)) as container:
         tags = container.metadata
     assert json.loads(tags["prompt"]) == prompt and json.loads(tags["workflow"]) == workflow
-    assert save_take(takes).ui.as_dict()["images"][0]["filename"] == "Harmony_00002_.mp4"
+    assert save_take(takes).ui["harmony_av"][0]["filename"] == "Harmony_00002_.mp4"
 
 
 def test_save_never_overwrites(takes, comfy_env, monkeypatch):
     folder = comfy_env / "output"
     folder.mkdir()
     (folder / "clip_00007_.mp4").write_bytes(b"keep me")
-    assert save_take(takes, prefix="clip").ui.as_dict()["images"][0]["filename"] == "clip_00008_.mp4"
+    assert save_take(takes, prefix="clip").ui["harmony_av"][0]["filename"] == "clip_00008_.mp4"
     real = folder_paths.get_save_image_path
     monkeypatch.setattr(
         folder_paths,
         "get_save_image_path",  # a stale counter (another writer)
         lambda *a: (*real(*a)[:2], 7, *real(*a)[3:]),
     )
-    name = save_take(takes, prefix="clip").ui.as_dict()["images"][0]["filename"]
+    name = save_take(takes, prefix="clip").ui["harmony_av"][0]["filename"]
     assert name != "clip_00007_.mp4" and (folder / name).is_file()
     assert (folder / "clip_00007_.mp4").read_bytes() == b"keep me"
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary file left

@@ -78,7 +78,7 @@ def test_real_codec_model_from_files_to_mp4(comfy_env):
     images, audio, fps = run_node(media.HarmonyDecode, codecs=codecs, latent=latent).args
     assert images[0].shape == (5, 64, 64, 3) and audio[0]["waveform"].shape == (1, 1, 3200)
     out = run_node(media.HarmonySaveAV, images=images[0], audio=audio[0], fps=fps[0], filename_prefix="real")
-    assert (comfy_env / "output" / out.ui.as_dict()["images"][0]["filename"]).is_file()
+    assert (comfy_env / "output" / out.ui["harmony_av"][0]["filename"]).is_file()
 
 
 WIDGETS = {**SAMPLER_WIDGETS, "frames": 5, "seed": 1, "sync_video_scale": 3.0, "sync_audio_scale": 2.0,

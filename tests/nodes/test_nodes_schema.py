@@ -89,6 +89,35 @@ SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract 
         },
         ["LATENT"],
     ),
+    "HarmonyBestOfTakes": (
+        "Harmony/sampling",
+        {
+            "model": "MODEL",
+            "codecs": "HARMONY_CODECS",
+            "positive": "CONDITIONING",
+            "negative": "CONDITIONING",
+            "mode": "COMBO",
+            "width": "INT",
+            "height": "INT",
+            "frames": "INT",
+            "fps": "FLOAT",
+            "steps": "INT",
+            "shift": "FLOAT",
+            "seed": "INT",
+            "solver": "COMBO",
+            "sync_video_scale": "FLOAT",
+            "sync_audio_scale": "FLOAT",
+            "sync_start": "FLOAT",
+            "sync_end": "FLOAT",
+            "text_cfg_video": "FLOAT",
+            "text_cfg_audio": "FLOAT",
+            "takes": "INT",
+            "audio_cond": "HARMONY_AUDIO",
+            "video_cond": "HARMONY_VIDEO",
+            "reference": "HARMONY_IMAGE",
+        },
+        ["IMAGE", "AUDIO", "FLOAT", "IMAGE", "AUDIO", "STRING", "IMAGE"],
+    ),
     "HarmonyDecode": (
         "Harmony/media",
         {"codecs": "HARMONY_CODECS", "latent": "LATENT"},
@@ -100,6 +129,11 @@ SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract 
         {"images": "IMAGE", "audio": "AUDIO", "fps": "FLOAT", "filename_prefix": "STRING"},
         [],
     ),
+    "HarmonySyncScore": (
+        "Harmony/analysis",
+        {"video": "VIDEO", "images": "IMAGE", "audio": "AUDIO", "fps": "FLOAT", "max_lag": "INT"},
+        ["FLOAT", "FLOAT", "STRING", "IMAGE"],
+    ),
 }
 OPTIONAL = {
     ("HarmonyCodecLoader", "vae"),
@@ -110,6 +144,13 @@ OPTIONAL = {
     ("HarmonySampler", "audio_cond"),
     ("HarmonySampler", "video_cond"),
     ("HarmonySampler", "reference"),
+    ("HarmonyBestOfTakes", "negative"),
+    ("HarmonyBestOfTakes", "audio_cond"),
+    ("HarmonyBestOfTakes", "video_cond"),
+    ("HarmonyBestOfTakes", "reference"),
+    ("HarmonySyncScore", "video"),
+    ("HarmonySyncScore", "images"),
+    ("HarmonySyncScore", "audio"),
 }
 
 

@@ -1,7 +1,9 @@
-"""The example input files the bundled workflows load from ComfyUI's input folder, generated on demand.
+"""The example input files the bundled workflows load: how the shipped copies were made.
 
-They are not shipped: `write_example_inputs(folder)` renders them from the synthetic scenes of
-`harmony_core.train.synthetic` (deterministic per seed) at the demo model's size (64x64, 25 fps, 16 kHz).
+The pack ships them in harmony_core/assets/examples/ (harmony_core.media.examples) and copies them into
+ComfyUI's input folder when it loads. `write_example_inputs(folder)` renders them from the synthetic scenes of
+`harmony_core.train.synthetic` (deterministic per seed) at the demo model's size (64x64, 25 fps, 16 kHz);
+`python tests/workflows/workflow_inputs.py` rewrites the shipped copies.
 """
 from __future__ import annotations
 
@@ -12,12 +14,9 @@ import numpy as np
 import torch
 
 from harmony_core.media import write_mp4, write_wav
+from harmony_core.media.examples import EXAMPLE_FILES as EXAMPLE_INPUTS
+from harmony_core.media.examples import EXAMPLES_DIR, FIRST_FRAME_PNG, IMPACTS_MP4, SPEECH_WAV
 from harmony_core.train.synthetic import SceneSpec, make_clip
-
-SPEECH_WAV = "harmony_example_speech.wav"
-IMPACTS_MP4 = "harmony_example_impacts.mp4"
-FIRST_FRAME_PNG = "harmony_example_first_frame.png"
-EXAMPLE_INPUTS = (SPEECH_WAV, IMPACTS_MP4, FIRST_FRAME_PNG)
 
 
 def write_png(path: Path, rgb: np.ndarray) -> Path:
@@ -47,3 +46,8 @@ def write_example_inputs(folder: Path) -> dict[str, Path]:
         IMPACTS_MP4: write_mp4(folder / IMPACTS_MP4, impacts.frames, impacts.fps, overwrite=True),
         FIRST_FRAME_PNG: write_png(folder / FIRST_FRAME_PNG, first),
     }
+
+
+if __name__ == "__main__":
+    for name, path in write_example_inputs(EXAMPLES_DIR).items():
+        print(f"{name}: {path.stat().st_size} bytes")  # noqa: T201

@@ -8,6 +8,40 @@
 "use strict";
 const { openEditor, readJson, writeJson } = require("./editor");
 
+// Where a workflow opens: every node and group of it on screen, none under the editor's own panels (sidebar,
+// tab bar, Run toolbar, minimap). Points near each corner and the centre of every node and group are probed
+// with elementFromPoint: the canvas itself or a node's own DOM widget may be there, nothing else.
+async function framing(page) {
+  return page.evaluate(() => {
+    const { app } = window;
+    const canvas = app.canvas.canvas;
+    const box = canvas.getBoundingClientRect();
+    const { scale, offset } = app.canvas.ds;
+    const toScreen = ([x, y, w, h]) => [box.left + (x + offset[0]) * scale, box.top + (y + offset[1]) * scale,
+      w * scale, h * scale];
+    const items = [...app.graph.nodes.map((n) => [`node ${n.id} ${n.type}`, n.boundingRect]),
+      ...app.graph.groups.map((g) => [`group ${g.title}`, [g.pos[0], g.pos[1], g.size[0], g.size[1]]])];
+    const obstructed = [], outside = [];
+    for (const [label, rect] of items) {
+      const [x, y, w, h] = toScreen(rect);
+      if (x < 0 || y < 0 || x + w > window.innerWidth || y + h > window.innerHeight) outside.push(label);
+      const inset = 6;
+      const points = [[x + inset, y + inset], [x + w - inset, y + inset], [x + inset, y + h - inset],
+        [x + w - inset, y + h - inset], [x + w / 2, y + h / 2]];
+      for (const [px, py] of points) {
+        const el = document.elementFromPoint(px, py);
+        const mine = el === canvas || el?.closest?.(".dom-widget, .comfy-img-preview, .dom-widget-container");
+        if (!mine) {
+          obstructed.push(`${label} at (${Math.round(px)}, ${Math.round(py)}) under ` +
+            `${el?.tagName} ${String(el?.className ?? "").slice(0, 60)}`);
+          break;
+        }
+      }
+    }
+    return { scale, offset: [...offset], groups: app.graph.groups.map((g) => g.title), obstructed, outside };
+  });
+}
+
 async function roundTrip(page, workflow) {
   return page.evaluate(async (wf) => {
     await window.app.loadGraphData(structuredClone(wf));
@@ -26,6 +60,7 @@ async function switchMode(page, mode) {
     return {
       hidden: node.widgets.filter((w) => w.hidden).map((w) => w.name),
       sockets: node.inputs.filter((i) => !i.widget).map((i) => i.name),
+      required: node.inputs.filter((i) => !i.widget && i.label?.endsWith("(required)")).map((i) => i.name),
       widgetsValues: node.serialize().widgets_values.length,
     };
   }, mode);
@@ -47,6 +82,16 @@ async function runAndPreview(page, timeoutMs) {
     state: "attached" });
   await page.waitForSelector(selector, { timeout: 60000, state: "attached" });
   return page.evaluate(() => {
+    const soundControls = (video, root) => {
+      const mute = root.querySelector("button.harmony-av-mute");
+      const volume = root.querySelector("input.harmony-av-volume");
+      mute.click();
+      const muted = video.muted;
+      mute.click();
+      volume.value = "30";
+      volume.dispatchEvent(new Event("input"));
+      return { mutedByButton: muted, unmutedAgain: !video.muted, volume: video.volume };
+    };
     const root = document.querySelector(".harmony-av-preview");
     const inked = (canvas) => {
       const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
@@ -62,8 +107,12 @@ async function runAndPreview(page, timeoutMs) {
       peaks: Number(root.querySelector("canvas.harmony-waveform").dataset.peaks),
       waveInk: inked(root.querySelector("canvas.harmony-waveform")),
       frameInk: inked(root.querySelector("canvas.harmony-frame-strip")),
-      controls: ["button.harmony-av-play", "input.harmony-av-scrub", ".harmony-av-playhead"]
-        .filter((s) => root.querySelector(s)).length,
+      controls: ["button.harmony-av-play", "input.harmony-av-scrub", ".harmony-av-playhead",
+        "button.harmony-av-mute", "input.harmony-av-volume"].filter((s) => root.querySelector(s)).length,
+      sound: soundControls(video, root),
+      // one preview: the editor's own video player (widget "video-preview") must not be added below ours
+      corePlayers: window.app.graph.nodes.find((n) => n.type === "HarmonySaveAV").widgets
+        .filter((w) => w.name === "video-preview").length,
     };
   });
 }
@@ -117,8 +166,12 @@ async function muxIntoSaveVideo(page, timeoutMs) {
     result.frontendVersion = await page.evaluate(() => window.__COMFYUI_FRONTEND_VERSION__ ?? null);
     result.extensions = await page.evaluate(() =>
       window.app.extensions.map((e) => e.name).filter((n) => n.startsWith("Harmony.")));
+    await page.keyboard.press("Escape"); // closes the template browser a new user gets on first start
     for (const [name, workflow] of Object.entries(cases.workflows)) {
       result.workflows[name] = await roundTrip(page, workflow);
+      await page.waitForTimeout(1500); // media previews of Load* nodes settle
+      result.workflows[name].framing = await framing(page);
+      if (cases.screenshots) await page.screenshot({ path: `${cases.screenshots}/open_${name}.png` });
     }
     await roundTrip(page, cases.workflows[cases.run]);
     result.modes = await switchModes(page, cases.modes, cases.screenshots);
