@@ -29,6 +29,7 @@ from .types import (
     conditioning,
     video_signature,
 )
+from .validation import checked
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class HarmonyTextEncode(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(
         cls, model: object, video_caption: str, audio_caption: str, transcript: str, negative: str
     ) -> io.NodeOutput:
@@ -132,6 +134,7 @@ class HarmonyConditioning(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(cls, video: list, transcript: str, audio: list | None = None) -> io.NodeOutput:
         for name, cond in (("video", video), ("audio", audio)):
             if cond is not None and (not isinstance(cond, list) or len(cond) != 1):
@@ -193,6 +196,7 @@ class HarmonyAudioCondition(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(
         cls, codecs: HarmonyCodecs, audio: dict, role: str, start_seconds: float, max_seconds: float
     ) -> io.NodeOutput:
@@ -251,6 +255,7 @@ class HarmonyVideoCondition(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(
         cls,
         codecs: HarmonyCodecs,
@@ -323,6 +328,7 @@ class HarmonyReferenceImage(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(
         cls, codecs: HarmonyCodecs, image: torch.Tensor, width: int, height: int, crop: str
     ) -> io.NodeOutput:

@@ -17,6 +17,7 @@ from ..harmony_core.loading.bundle import load_pipeline
 from ..harmony_core.model.harmony import HarmonyModel
 from .adapters import model_patcher, paths
 from .types import HarmonyCodecs, HarmonyCodecsType
+from .validation import checked
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class HarmonyModelLoader(io.ComfyNode):
         )
 
     @classmethod
+    @checked(own=("ckpt_name",))
     def execute(cls, ckpt_name: str, weight_dtype: str, attention: str) -> io.NodeOutput:
         model = load_harmony(ckpt_name, weight_dtype, attention)
         return io.NodeOutput(model_patcher.model_patcher(model, ckpt_name))
@@ -206,6 +208,7 @@ class HarmonyCodecLoader(io.ComfyNode):
         )
 
     @classmethod
+    @checked(own=("video_vae", "audio_vae", "vocoder"))
     def execute(
         cls, model: object, video_vae: str, audio_vae: str, vocoder: str, vae: object | None = None
     ) -> io.NodeOutput:

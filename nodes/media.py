@@ -12,7 +12,7 @@ from ..harmony_core import timeline
 from ..harmony_core.pipeline import Result
 from .adapters import media, model_patcher, save
 from .types import DEFAULT_FPS, HarmonyCodecs, HarmonyCodecsType, read_latent
-
+from .validation import checked
 
 PREVIEW_KEY = "harmony_av"
 
@@ -53,6 +53,7 @@ class HarmonyDecode(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(cls, codecs: HarmonyCodecs, latent: dict) -> io.NodeOutput:
         video, audio, fps = read_latent(latent)
         for kind, lat, codec in (("video", video, codecs.video), ("audio", audio, codecs.audio)):
@@ -94,6 +95,7 @@ class HarmonyMux(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(cls, images, audio: dict, fps: float) -> io.NodeOutput:
         return io.NodeOutput(media.make_video(images, audio, timeline.as_rate(fps, "fps")))
 
@@ -113,7 +115,7 @@ class HarmonySaveAV(io.ComfyNode):
                 _fps_input(),
                 io.String.Input(
                     "filename_prefix",
-                    default="harmony/Harmony",
+                    default=save.DEFAULT_PREFIX,
                     tooltip="File name prefix; may contain a subfolder and %date:...% style values. "
                     "Files are numbered and never overwritten.",
                 ),
@@ -122,6 +124,7 @@ class HarmonySaveAV(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(cls, images, audio: dict, fps: float, filename_prefix: str) -> io.NodeOutput:
         tags = save.metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
         name, subfolder = save.save_mp4(images, audio, timeline.as_rate(fps, "fps"), filename_prefix, tags)

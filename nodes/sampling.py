@@ -38,6 +38,7 @@ from .types import (
     read_conditioning,
     video_signature,
 )
+from .validation import checked
 
 log = logging.getLogger(__name__)
 
@@ -309,6 +310,7 @@ class HarmonySampler(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(
         cls,
         model: object,

@@ -24,6 +24,7 @@ from .adapters.progress import SamplingProgress
 from .media import as_media
 from .sampling import Conditions, Widgets, prepare, sample, sampler_inputs
 from .types import DEFAULT_FPS, HarmonyCodecs
+from .validation import checked
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,15 @@ class Take:
 
 def score_media(images: torch.Tensor, audio: dict, fps: Fraction, max_lag: int) -> SyncScore:
     """SyncScore of IMAGE frames [F, H, W, 3] and an AUDIO at `fps`."""
-    wave = media.audio_to_mono(audio, int(audio["sample_rate"]))  # [L]
-    return score_clip(images[..., :3].float().cpu(), fps, wave, int(audio["sample_rate"]), max_lag=max_lag)
+    _, rate = media.audio_parts(audio, "audio")
+    wave = media.audio_to_mono(audio, rate)  # [L]
+    return score_clip(images[..., :3].float().cpu(), fps, wave, rate, max_lag=max_lag)
 
 
 def plot_media(images: torch.Tensor, audio: dict, fps: Fraction) -> torch.Tensor:
     """IMAGE [1, H, W, 3]: motion energy vs onset strength over the clip."""
-    wave = media.audio_to_mono(audio, int(audio["sample_rate"]))
-    return plot_sync(images[..., :3].float().cpu(), fps, wave, int(audio["sample_rate"]))[None]
+    _, rate = media.audio_parts(audio, "audio")
+    return plot_sync(images[..., :3].float().cpu(), fps, media.audio_to_mono(audio, rate), rate)[None]
 
 
 def takes_table(ranked: list[Take], fps: Fraction) -> str:
@@ -97,6 +99,7 @@ class HarmonySyncScore(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(cls, fps: float, max_lag: int, video: object = None, images: torch.Tensor | None = None,
                 audio: dict | None = None) -> io.NodeOutput:
         images, audio, rate = _clip(video, images, audio, fps)
@@ -148,11 +151,10 @@ class HarmonyBestOfTakes(io.ComfyNode):
         )
 
     @classmethod
+    @checked
     def execute(cls, model: object, codecs: HarmonyCodecs, positive: list, takes: int,
                 negative: list | None = None, audio_cond: object = None, video_cond: object = None,
                 reference: object = None, **widgets) -> io.NodeOutput:
-        if not 1 <= takes <= MAX_TAKES:
-            raise ValueError(f"takes: {takes} is outside 1..{MAX_TAKES}")
         conditions = Conditions(audio_cond, video_cond, reference)
         pipeline, request = prepare(model, codecs, Widgets(**widgets, batch=1), positive, negative, conditions)
         progress = SamplingProgress(request.steps, codecs.video, cls.hidden.unique_id, takes)

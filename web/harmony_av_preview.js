@@ -115,8 +115,8 @@ function buildPreview() {
   const time = element("span", "harmony-av-time", { fontFamily: "monospace", fontSize: "11px" });
   const takes = element("select", "harmony-av-takes", { display: "none" });
   const mute = element("button", "harmony-av-mute");
-  mute.textContent = "🔊";
-  mute.title = "Mute / unmute";
+  mute.textContent = "Mute";
+  mute.title = "Mute / unmute the preview";
   const volume = element("input", "harmony-av-volume", { width: "64px" });
   Object.assign(volume, { type: "range", min: "0", max: "100", value: "80", title: "Volume" });
   bar.append(play, scrub, time, mute, volume, takes);
@@ -169,7 +169,7 @@ function wireControls({ video, head, scrub, time }, play, strips) {
 function wireSound({ video, mute, volume }) {
   const show = () => {
     const silent = video.muted || video.volume === 0;
-    mute.textContent = silent ? "🔇" : "🔊";
+    mute.textContent = silent ? "Unmute" : "Mute";
     mute.dataset.muted = String(video.muted);
     volume.value = String(Math.round(video.volume * 100));
   };

@@ -147,6 +147,10 @@ def _check_metadata(metadata: dict | None, path: Path) -> dict[str, str]:
 def resolve_target(path_or_dir: str | Path, suffix: str, name_prefix: str) -> tuple[Path, bool]:
     """(target path, counted). A folder (existing, or a path without suffix) gets `<prefix>_00001<suffix>`."""
     p = Path(path_or_dir)
+    bad = [ch for ch in str(p) if ord(ch) < 32 or ord(ch) == 127]
+    if bad:  # FFmpeg would cut the name at a NUL and write a stray file under the shortened name
+        raise MediaError(p, f"the path holds {len(bad)} control character(s) ({bad[0]!r})",
+                         "a path of printable characters")
     if p.is_dir() or not p.suffix:
         return p / f"{name_prefix}_00001{suffix}", True
     if p.suffix.lower() != suffix:

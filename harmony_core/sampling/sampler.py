@@ -38,6 +38,21 @@ def _sigma_levels(sigmas: torch.Tensor | Sequence[float]) -> list[float]:
 
 
 @torch.no_grad()
+class NonFiniteLatentError(ValueError):
+    """A latent went NaN/Inf during sampling (names the step, the stream and the count)."""
+
+
+def check_finite(x: AV, step: int, steps: int) -> None:
+    """Refuse a latent with NaN/Inf after `step` (0-based): one reduction per stream and step."""
+    for name, t in (("video", x.video), ("audio", x.audio)):
+        if not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise NonFiniteLatentError(
+                f"step {step + 1} of {steps}: the {name} latent holds {bad} NaN/Inf value(s) of {t.numel()}; "
+                "sampling diverged. Check the driving media for NaN/Inf, lower the guidance scales, or load the "
+                "model in a wider dtype (bf16/fp32 instead of fp16)")
+
+
 def sample(denoiser: Denoiser, noise_video: torch.Tensor, noise_audio: torch.Tensor, mode_spec: ModeSpec,
            guidance: Guidance, sigmas: torch.Tensor | Sequence[float], solver: str = "euler",
            callback: Callback | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,6 +81,7 @@ def sample(denoiser: Denoiser, noise_video: torch.Tensor, noise_audio: torch.Ten
         x_now = x
         x, history = step_fn(x, velocity, sigma, mode_spec.token_sigmas(levels[k + 1], x), history)
         x = mode_spec.impose(x)
+        check_finite(x, k, steps)
         if callback is not None:
             callback(k, steps, to_x0(x_now.video, velocity.video, sigma.video),
                      to_x0(x_now.audio, velocity.audio, sigma.audio))

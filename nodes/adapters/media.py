@@ -24,8 +24,37 @@ log = logging.getLogger(__name__)
 CROP_MODES = ("center", "resize")
 
 
+def check_finite(x: torch.Tensor, input_name: str, unit: str) -> torch.Tensor:
+    """Refuse media with NaN/Inf values (a corrupt file or a broken upstream node), naming the count."""
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(
+            f"{input_name}: {bad} of {x.numel()} {unit} are NaN or infinite; the media is corrupt or an upstream "
+            "node failed. Re-export the file (or fix the node that made it) and load it again"
+        )
+    return x
+
+
+def audio_parts(audio: object, input_name: str) -> tuple[torch.Tensor, int]:
+    """An AUDIO value's (waveform, sample_rate), checked for what an AUDIO must be."""
+    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+        raise ValueError(
+            f"{input_name}: expected AUDIO ({{'waveform': [batch, channels, samples], 'sample_rate': int}}, "
+            f"e.g. from Load Audio), got {type(audio).__name__}"
+        )
+    waveform, rate = audio["waveform"], audio["sample_rate"]
+    if isinstance(rate, (int, float)) and not isinstance(rate, bool) and float(rate).is_integer():
+        rate = int(rate)
+    if not isinstance(waveform, torch.Tensor) or not isinstance(rate, int) or rate <= 0:
+        raise ValueError(
+            f"{input_name}: AUDIO needs a tensor waveform and a positive integer sample_rate, got "
+            f"{type(waveform).__name__} and {rate!r}"
+        )
+    return waveform, rate
+
+
 def _first_item(waveform: torch.Tensor, input_name: str) -> torch.Tensor:
-    """[B, C, T] -> [C, T] of item 0 (noted when B > 1)."""
+    """[B, C, T] -> [C, T] of item 0 (noted when B > 1), finite."""
     if waveform.ndim != 3 or waveform.shape[-1] == 0:
         raise ValueError(
             f"{input_name}: expected AUDIO waveform [batch, channels, samples] with samples, "
@@ -33,13 +62,13 @@ def _first_item(waveform: torch.Tensor, input_name: str) -> torch.Tensor:
         )
     if waveform.shape[0] > 1:
         log.warning("%s: AUDIO holds %d clips; only the first is used", input_name, waveform.shape[0])
-    return waveform[0].float()
+    return check_finite(waveform[0].float(), input_name, "audio samples")
 
 
 def audio_to_mono(audio: dict, sample_rate: int, input_name: str = "audio") -> torch.Tensor:
     """AUDIO -> mono wave [L] at `sample_rate` (channel mean, resampled), clamped to [-1, 1]."""
-    wave = _first_item(audio["waveform"], input_name).mean(dim=0)  # [T]
-    rate = int(audio["sample_rate"])
+    waveform, rate = audio_parts(audio, input_name)
+    wave = _first_item(waveform, input_name).mean(dim=0)  # [T]
     if rate != sample_rate:
         wave = torchaudio.functional.resample(wave, rate, sample_rate)  # [T * sr / rate]
     return wave.clamp(-1.0, 1.0).cpu()
@@ -53,11 +82,12 @@ def wave_to_audio(wave: torch.Tensor, sample_rate: int) -> dict:
 def audio_for_video(audio: dict, num_frames: int, fps: Fraction, input_name: str = "audio") -> torch.Tensor:
     """AUDIO -> [C, L] (C = 1 or 2; more channels are mixed down to mono) padded with silence or trimmed to
     exactly the duration of `num_frames` frames at `fps` (logged by timeline.fit_audio_to_video)."""
-    wave = _first_item(audio["waveform"], input_name)  # [C, T]
+    waveform, rate = audio_parts(audio, input_name)
+    wave = _first_item(waveform, input_name)  # [C, T]
     if wave.shape[0] > 2:
         log.warning("%s: %d channels mixed down to mono", input_name, wave.shape[0])
         wave = wave.mean(dim=0, keepdim=True)  # [1, T]
-    fitted, _ = timeline.fit_audio_to_video(wave.cpu(), int(audio["sample_rate"]), num_frames, fps)
+    fitted, _ = timeline.fit_audio_to_video(wave.cpu(), rate, num_frames, fps)
     return fitted.clamp(-1.0, 1.0)  # [C, L]
 
 
@@ -67,7 +97,8 @@ def image_frames(images: torch.Tensor, input_name: str = "images") -> torch.Tens
         raise ValueError(
             f"{input_name}: expected IMAGE [frames, height, width, 3], got {tuple(images.shape)}"
         )
-    return images[..., :3].float().permute(3, 0, 1, 2).mul(2.0).sub(1.0).cpu()  # [3, F, H, W]
+    rgb = check_finite(images[..., :3].float(), input_name, "pixel values")
+    return rgb.permute(3, 0, 1, 2).mul(2.0).sub(1.0).cpu()  # [3, F, H, W]
 
 
 def frames_to_image(frames: torch.Tensor) -> torch.Tensor:
@@ -104,7 +135,7 @@ def make_video(images: torch.Tensor, audio: dict | None, fps: Fraction) -> objec
     Core's writer (SaveVideo) neither pads short audio nor accepts odd sides for h264, so audio is fitted to
     the video's duration and an odd height/width is edge-padded by one pixel (logged).
     """
-    frames = images[..., :3]
+    frames = check_finite(images[..., :3], "images", "pixel values")
     pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
     if pad_h or pad_w:
         log.info(

@@ -21,7 +21,7 @@ import folder_paths
 from comfy.cli_args import args
 
 from ...harmony_core.media import AAC_RATES, write_mp4
-from .media import audio_for_video
+from .media import audio_for_video, check_finite
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,40 @@ def _storable(wave: torch.Tensor, rate: int) -> tuple[torch.Tensor, int]:
     return torchaudio.functional.resample(wave, rate, FALLBACK_RATE), FALLBACK_RATE
 
 
+DEFAULT_PREFIX = "harmony/Harmony"
+
+
+def clean_prefix(prefix: str, default: str = DEFAULT_PREFIX) -> str:
+    """A file-name prefix that names a visible file: control characters (NUL, newline, ...) are refused, an
+    empty prefix gets `default`, and a prefix that ends in a folder ("clips/") gets the default's file name."""
+    if not isinstance(prefix, str):
+        raise ValueError(f"filename_prefix: expected text, got {type(prefix).__name__}")
+    bad = [i for i, ch in enumerate(prefix) if ord(ch) < 32 or ord(ch) == 127]
+    if bad:
+        raise ValueError(
+            f"filename_prefix: {len(bad)} control character(s) (e.g. {prefix[bad[0]]!r} at position {bad[0]}); "
+            "use letters, digits, spaces, '-', '_', '/' for subfolders and %date:...% values"
+        )
+    cleaned = prefix.strip()
+    if not cleaned:
+        log.info("filename_prefix is empty; using %r", default)
+        return default
+    folder, _, name = cleaned.replace("\\", "/").rpartition("/")
+    if not name.strip(" ."):
+        fixed = f"{folder}/{default.rpartition('/')[2]}" if folder else default
+        log.info("filename_prefix %r names no file; using %r", prefix, fixed)
+        return fixed
+    return cleaned
+
+
 def save_mp4(
     images: torch.Tensor, audio: dict | None, fps: Fraction, filename_prefix: str, tags: dict | None
 ) -> tuple[str, str]:
     """Write IMAGE [F, H, W, 3] (+ AUDIO) as an mp4 in the output folder; returns (file name, subfolder)."""
+    check_finite(images[..., :3], "images", "pixel values")
     height, width = int(images.shape[1]), int(images.shape[2])
     folder, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-        filename_prefix, folder_paths.get_output_directory(), width, height
+        clean_prefix(filename_prefix), folder_paths.get_output_directory(), width, height
     )
     wave, rate = None, None
     if audio is not None:

@@ -191,6 +191,28 @@ def test_failed_encode_leaves_nothing(out, monkeypatch):
     assert snapshot(out) == before
 
 
+def test_control_characters_in_the_name_are_refused_before_writing(out):
+    before = snapshot(out)
+    expect_error(write_mp4, out / "a\x00b.mp4", FRAMES, 25, match="control character")
+    expect_error(write_wav, out / "x\ny.wav", WAVE, 16000, match="control character")
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_failed_commit_leaves_nothing(out, monkeypatch, overwrite):
+    """Encoding succeeded but moving the file into place failed (no hard links, and the rename refused): the
+    temporary file and the folders made for it are removed."""
+    def refuse(*args):
+        raise PermissionError("refused")
+
+    monkeypatch.setattr(media_write.os, "link", refuse)
+    monkeypatch.setattr(media_write.os, "replace", refuse)
+    before = snapshot(out)
+    with pytest.raises(PermissionError):
+        write_mp4(out / "new" / "clip.mp4", FRAMES, 25, overwrite=overwrite)
+    assert snapshot(out) == before
+
+
 def test_missing_h264_encoder_is_a_clear_error(out, monkeypatch):
     monkeypatch.setattr(media_write, "H264_ENCODERS", ("no_such_h264",))
     media_write.h264_encoder.cache_clear()

@@ -168,7 +168,8 @@ def other_codec_condition():
         ({"mode": "audio_driven"}, "audio_cond: mode 'audio_driven' needs a driving soundtrack"),
         ({"mode": "video_driven"}, "video_cond: mode 'video_driven' needs driving frames"),
         ({"width": 72}, "width: 72 is not a multiple of 16.*use e.g. 64"),
-        ({"height": 8}, "height: 8 is not a multiple of 16.*use e.g. 16"),
+        ({"height": 8}, "height = 8 is outside its range 16..4096"),  # below the widget minimum
+        ({"height": 40}, "height: 40 is not a multiple of 16.*use e.g. 32"),
         ({"frames": 80}, r"frames: 80 is not 4\*k\+1.*use e.g. 81"),
         ({"frames": 1601}, "frames: 1601 frames at 25 fps last more than 60 s; at most 1497 frames"),
     ],

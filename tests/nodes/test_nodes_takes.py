@@ -121,7 +121,7 @@ def test_best_of_takes_stops_between_takes_when_interrupted(demo_model, demo_cod
 
 
 def test_best_of_takes_checks_its_inputs_before_any_take(demo_model, demo_codecs, positive):
-    with pytest.raises(ValueError, match="takes: 21"):
+    with pytest.raises(ValueError, match="takes = 21 is outside its range 1..20"):
         best_of(demo_model, demo_codecs, positive, 21)
     with pytest.raises(ValueError, match="audio_cond: mode 'audio_driven'"):
         best_of(demo_model, demo_codecs, positive, 2, mode="audio_driven")

@@ -11,14 +11,15 @@ import pytest
 
 from workflow_graph import (CONTROL, CONTROL_VALUES, input_specs, is_widget, to_api, validate_workflow,
                             widget_layout)
-from workflow_inputs import EXAMPLE_INPUTS
+from workflow_inputs import EXAMPLE_INPUTS, EXAMPLES_DIR
 
 WORKFLOWS = Path(__file__).resolve().parents[2] / "workflows"
-EXPECTED = {  # file stem: (sampler mode, node feeding the sampler's condition socket, socket)
-    "harmony_text_to_audio_video": ("joint", None, None),
-    "harmony_audio_to_video": ("audio_driven", "HarmonyAudioCondition", "audio_cond"),
-    "harmony_video_to_audio": ("video_driven", "HarmonyVideoCondition", "video_cond"),
-    "harmony_image_to_audio_video": ("joint", "HarmonyReferenceImage", "reference"),
+EXPECTED = {  # file stem: (sampling node, its mode, node feeding its condition socket, socket)
+    "harmony_text_to_audio_video": ("HarmonySampler", "joint", None, None),
+    "harmony_audio_to_video": ("HarmonySampler", "audio_driven", "HarmonyAudioCondition", "audio_cond"),
+    "harmony_video_to_audio": ("HarmonySampler", "video_driven", "HarmonyVideoCondition", "video_cond"),
+    "harmony_image_to_audio_video": ("HarmonySampler", "joint", "HarmonyReferenceImage", "reference"),
+    "best_of_takes": ("HarmonyBestOfTakes", "joint", None, None),
 }
 LOADERS = {"LoadAudio": "audio", "LoadVideo": "file", "LoadImage": "image"}
 
@@ -36,7 +37,7 @@ def widget_value(node: dict, schema: dict, name: str) -> object:
     return node["widgets_values"][names.index(name)]
 
 
-def test_folder_holds_exactly_the_four_use_cases_with_thumbnails():
+def test_folder_holds_exactly_the_use_cases_with_thumbnails():
     files = sorted(p.name for p in WORKFLOWS.iterdir())
     assert files == sorted([f"{stem}{ext}" for stem in EXPECTED for ext in (".json", ".jpg")])
 
@@ -49,11 +50,11 @@ def test_workflow_matches_the_node_schemas(stem, schemas, frontend_only):
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
 def test_workflow_is_wired_for_its_use_case(stem, schemas, demo_choice):
     workflow = load(stem)
-    mode, condition, socket = EXPECTED[stem]
+    sampler_type, mode, condition, socket = EXPECTED[stem]
     (loader,) = nodes_of(workflow, "HarmonyModelLoader")
     assert widget_value(loader, schemas["HarmonyModelLoader"], "ckpt_name") == demo_choice
-    (sampler,) = nodes_of(workflow, "HarmonySampler")
-    assert widget_value(sampler, schemas["HarmonySampler"], "mode") == mode
+    (sampler,) = nodes_of(workflow, sampler_type)
+    assert widget_value(sampler, schemas[sampler_type], "mode") == mode
     assert len(nodes_of(workflow, "HarmonySaveAV")) == 1
     links = {link[0]: link for link in workflow["links"]}
     fed = {slot["name"]: links[slot["link"]][1] for slot in sampler["inputs"] if slot.get("link") is not None}
@@ -65,18 +66,20 @@ def test_workflow_is_wired_for_its_use_case(stem, schemas, demo_choice):
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
 def test_seed_is_followed_by_its_control_value(stem, schemas):
-    (sampler,) = nodes_of(load(stem), "HarmonySampler")
-    names = [w.name for w in widget_layout(schemas["HarmonySampler"])]
+    sampler_type = EXPECTED[stem][0]
+    (sampler,) = nodes_of(load(stem), sampler_type)
+    names = [w.name for w in widget_layout(schemas[sampler_type])]
     assert names[names.index("seed") + 1] == CONTROL
     assert sampler["widgets_values"][names.index("seed") + 1] in CONTROL_VALUES
 
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))
-def test_loaders_name_the_generated_example_inputs(stem, schemas):
+def test_loaders_name_example_inputs_that_ship_with_the_pack(stem, schemas):
     workflow = load(stem)
     for node_type, widget in LOADERS.items():
         for node in nodes_of(workflow, node_type):
-            assert widget_value(node, schemas[node_type], widget) in EXAMPLE_INPUTS
+            name = widget_value(node, schemas[node_type], widget)
+            assert name in EXAMPLE_INPUTS and (EXAMPLES_DIR / name).is_file(), name
 
 
 @pytest.mark.parametrize("stem", sorted(EXPECTED))

@@ -166,9 +166,9 @@ async function muxIntoSaveVideo(page, timeoutMs) {
     result.frontendVersion = await page.evaluate(() => window.__COMFYUI_FRONTEND_VERSION__ ?? null);
     result.extensions = await page.evaluate(() =>
       window.app.extensions.map((e) => e.name).filter((n) => n.startsWith("Harmony.")));
-    await page.keyboard.press("Escape"); // closes the template browser a new user gets on first start
     for (const [name, workflow] of Object.entries(cases.workflows)) {
       result.workflows[name] = await roundTrip(page, workflow);
+      await page.keyboard.press("Escape"); // closes the template browser a new user gets on first start
       await page.waitForTimeout(1500); // media previews of Load* nodes settle
       result.workflows[name].framing = await framing(page);
       if (cases.screenshots) await page.screenshot({ path: `${cases.screenshots}/open_${name}.png` });
