@@ -11,6 +11,9 @@ class HarmonyExtension(ComfyExtension):
     async def on_load(self) -> None:
         paths.register()
         examples.install()
+        from .adapters import progress  # torch and ComfyUI's model management: only once loading
+
+        progress.register_cancel()
 
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         from .conditioning import (

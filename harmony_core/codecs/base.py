@@ -18,6 +18,8 @@ from abc import ABC, abstractmethod
 import torch
 from torch import nn
 
+from ..timeline import latent_frames_for
+
 
 def module_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
     """Device and floating dtype of a module's first parameter or buffer (CPU float32 when empty)."""
@@ -32,6 +34,7 @@ class VideoCodec(nn.Module, ABC):
     latent_channels: int
     temporal_stride: int  # pixel frames per latent frame (after the first, for causal codecs)
     spatial_stride: int   # pixels per latent cell along H and W
+    static_settle: int | None = None  # latent frames after which a static clip's latents repeat (None: unknown)
 
     @abstractmethod
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -44,12 +47,20 @@ class VideoCodec(nn.Module, ABC):
     def static_latent(self, image: torch.Tensor | None, num_frames: int, height: int, width: int,
                       batch: int = 1) -> torch.Tensor:
         """Latent of a motionless clip: `image` [B, 3, H, W] in [-1, 1] (None: mid-grey) held for
-        `num_frames` frames. Returns [B, C_v, Tv, h, w]."""
+        `num_frames` frames. Returns [B, C_v, Tv, h, w].
+
+        With `static_settle` set (a causal codec whose latents of a static clip repeat after that many
+        latent frames), only 1 + stride * settle frames are encoded and the last latent frame is repeated, so
+        the full-size clip never exists; otherwise the held clip is encoded whole."""
         device, dtype = self._device_dtype()
         if image is None:
             image = torch.zeros(batch, 3, height, width, device=device, dtype=dtype)
-        frames = image.to(device, dtype)[:, :, None].expand(-1, -1, num_frames, -1, -1)  # [B,3,F,H,W]
-        return self.encode(frames.contiguous())
+        tv = latent_frames_for(num_frames, self.temporal_stride)
+        settle = self.static_settle
+        short = num_frames if settle is None or tv <= settle + 1 else 1 + self.temporal_stride * settle
+        frames = image.to(device, dtype)[:, :, None].expand(-1, -1, short, -1, -1)  # [B, 3, F', H, W]
+        latent = self.encode(frames.contiguous())  # [B, C_v, Tv', h, w]
+        return torch.cat([latent, latent[:, :, -1:].expand(-1, -1, tv - latent.shape[2], -1, -1)], dim=2)
 
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         return module_device_dtype(self)

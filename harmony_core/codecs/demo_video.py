@@ -114,6 +114,7 @@ class DemoVideoCodec(VideoCodec):
 
     name = "demo_video"
     temporal_stride = TEMPORAL_STRIDE
+    static_settle = 1  # causal: latent i reads frames 4i-4 .. 4i, so a static clip's latents 1, 2, ... are equal
     spatial_stride = SPATIAL_STRIDE
 
     def __init__(self, config: DemoVideoConfig | None = None) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from ..loading.safetensors_io import read_safetensors
+from ..timeline import latent_frames_for
 from .base import VideoCodec
 from .wan_tiling import TileSpec, decode_tiled
-from .wan_vae import PATCH, WanVAE, WanVAEConfig
-from ..timeline import latent_frames_for
+from .wan_vae import PATCH, WanVAE, WanVAEConfig, patchify
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +179,22 @@ class WanVideoCodec(VideoCodec):
         self._check_frames(frames)
         device, dtype = self._device_dtype()
         mu, _ = self.vae.encode(frames.to(device, dtype))
+        return self.normalize(mu)
+
+    @torch.no_grad()
+    def static_latent(self, image: torch.Tensor | None, num_frames: int, height: int, width: int,
+                      batch: int = 1) -> torch.Tensor:
+        """Latent of `image` [B, 3, H, W] (None: mid-grey) held for `num_frames` frames, streamed: the
+        encoder gets the held frame chunk by chunk (its causal cache carries the rest), so memory is one
+        chunk's, never the whole clip's. Equal to encoding the held clip."""
+        device, dtype = self._device_dtype()
+        if image is None:
+            image = torch.zeros(batch, 3, height, width, device=device, dtype=dtype)
+        tv = latent_frames_for(num_frames, self.temporal_stride)
+        self._check_frames(image.to(device, dtype)[:, :, None])
+        held = patchify(image.to(device, dtype)[:, :, None])  # [B, 12, 1, H/2, W/2]
+        chunk = held.expand(-1, -1, self.temporal_stride, -1, -1).contiguous()  # [B, 12, stride, H/2, W/2]
+        mu, _ = self.vae.encode_chunks(held if i == 0 else chunk for i in range(tv))
         return self.normalize(mu)
 
     @torch.no_grad()

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import cancel
 from .wan_vae import PATCH, FeatureCache, WanVAE, WanVAEConfig, unpatchify
 
 Span = tuple[int, int]  # [a, b) in latent cells
@@ -100,7 +101,11 @@ def _ramp(core: Span, n: int, spec: TileSpec, stride: int) -> torch.Tensor:
 def global_features(vae: WanVAE, z: torch.Tensor) -> torch.Tensor:
     """Raw latent [B, z_dim, T, h, w] -> decoder middle output [B, C_mid, T, h, w], whole frames."""
     x, cache = vae.conv2(z), FeatureCache()
-    return torch.cat([vae.decoder.forward_global(x[:, :, i:i + 1], cache) for i in range(x.shape[2])], dim=2)
+    outs = []
+    for i in range(x.shape[2]):
+        cancel.check()
+        outs.append(vae.decoder.forward_global(x[:, :, i:i + 1], cache))  # [B, C_mid, 1, h, w]
+    return torch.cat(outs, dim=2)
 
 
 def _crop(core: Span, n: int, context: int) -> Span:
@@ -120,6 +125,7 @@ def _decode_tile(vae: WanVAE, feats: torch.Tensor, rows: tuple[Span, Span], cols
     ys, xs = slice((ya - cya) * s, (yb - cya) * s), slice((xa - cxa) * s, (xb - cxa) * s)
     cache, f0 = FeatureCache(), 0
     for i in range(feats.shape[2]):
+        cancel.check()
         x = feats[:, :, i:i + 1, cya:cyb, cxa:cxb]  # [B, C_mid, 1, crop_h, crop_w]
         pixels = unpatchify(vae.decoder.forward_local(x, cache, first_chunk=i == 0))  # [B, 3, f, H', W']
         f1 = f0 + pixels.shape[2]

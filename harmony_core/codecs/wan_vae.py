@@ -16,12 +16,15 @@ the local stage spatially while running the global stage on whole frames.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+
+from .. import cancel
 
 CACHE_FRAMES = 2  # frames a k=3 causal conv carries over from earlier chunks (reference CACHE_T)
 PATCH = 2  # pixel patchify factor along H and W (3 -> 12 channels)
@@ -379,13 +382,22 @@ class WanVAE(nn.Module):
 
         Frame 0 is encoded alone, then chunks of s = temporal_stride frames, with one shared cache.
         """
-        stride, cache = self.config.temporal_stride, FeatureCache()
+        stride = self.config.temporal_stride
         if (video.shape[2] - 1) % stride:
             raise ValueError(f"the encoder needs 1 + {stride}·k frames, got {video.shape[2]}")
         x = patchify(video)  # [B, 12, F, H/2, W/2]
         chunks = [x[:, :, :1]] + ([] if x.shape[2] == 1 else list(x[:, :, 1:].split(stride, dim=2)))
-        out = torch.cat([self.encoder(chunk, cache) for chunk in chunks], dim=2)  # [B, 2z, T', h, w]
-        mu, log_var = self.conv1(out).chunk(2, dim=1)
+        return self.encode_chunks(chunks)
+
+    def encode_chunks(self, chunks: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Patchified chunks (the first of 1 frame, then `temporal_stride` frames each), in order, with one
+        shared cache -> (mu, log_var) [B, z_dim, chunks, h, w]. Chunks may be produced lazily (a static clip
+        never exists whole); the cancel check runs between chunks."""
+        cache, outs = FeatureCache(), []
+        for chunk in chunks:
+            cancel.check()
+            outs.append(self.encoder(chunk, cache))  # [B, 2z, 1, h, w]
+        mu, log_var = self.conv1(torch.cat(outs, dim=2)).chunk(2, dim=1)
         return mu, log_var
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -400,6 +412,7 @@ class WanVAE(nn.Module):
         out = z.new_empty(b, 3, 1 + self.config.temporal_stride * (t - 1), h * s, w * s)  # [B, 3, F, H, W]
         f0 = 0
         for i in range(t):
+            cancel.check()
             frames = unpatchify(self.decoder(x[:, :, i:i + 1], cache, first_chunk=i == 0))  # [B, 3, f, H, W]
             out[:, :, f0:f0 + frames.shape[2]] = frames
             f0 += frames.shape[2]

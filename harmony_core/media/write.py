@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from av.video.reformatter import Colorspace
 
+from .. import cancel
 from ..timeline import as_rate, fit_audio_to_video, frames_duration, samples_for_frames
 from .errors import MAX_SECONDS, MAX_SIDE, MediaError, check_seconds, check_side
 
@@ -254,6 +255,7 @@ def _encode_mp4(tmp: Path, frames: np.ndarray, fps: Fraction, audio: np.ndarray 
             sound = out.add_stream("aac", rate=sample_rate, layout=layout)
         sent = 0
         for i, rgb in enumerate(frames):
+            cancel.check()
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                 format="yuv420p", dst_colorspace=Colorspace.ITU709)
             frame.pts, frame.time_base = i, ctx.time_base

@@ -18,8 +18,15 @@ import comfy.utils
 from comfy.cli_args import LatentPreviewMethod, args
 from comfy_api.latest import ComfyAPISync
 
+from ...harmony_core import cancel
 from ...harmony_core.codecs.base import VideoCodec, module_device_dtype
 from ...harmony_core.codecs.demo_video import DemoVideoCodec
+
+
+def register_cancel() -> None:
+    """ComfyUI's interrupt becomes harmony_core's cancel check: codec chunks and tiles, anchors and the mp4
+    writer stop within one step of bounded size when the user presses Cancel."""
+    cancel.set_check(mm.throw_exception_if_processing_interrupted)
 
 
 def previews_enabled() -> bool:

@@ -111,3 +111,16 @@ def test_prefixes_with_control_characters_are_refused_and_nothing_is_written(com
     with pytest.raises(ValueError, match="filename_prefix: 1 control character"):
         run_node(media.HarmonySaveAV, images=images, audio=audio, fps=25.0, filename_prefix=prefix)
     assert leftovers(comfy_env / "output") == []
+
+
+def test_cancel_inside_the_mp4_writer_leaves_nothing(pack, comfy_env):
+    """on_load registers ComfyUI's interrupt as harmony_core's cancel check: the writer stops between frames."""
+    import comfy.model_management as mm
+
+    asyncio.run(asyncio.run(pack.comfy_entrypoint()).on_load())
+    media = pack_module("nodes.media")
+    images, audio = torch.rand(9, 64, 64, 3), {"waveform": torch.zeros(1, 1, 5760), "sample_rate": 16000}
+    mm.interrupt_current_processing()
+    with pytest.raises(mm.InterruptProcessingException):
+        run_node(media.HarmonySaveAV, images=images, audio=audio, fps=25.0, filename_prefix="x")
+    assert leftovers(comfy_env / "output") == []
