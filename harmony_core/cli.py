@@ -127,6 +127,7 @@ def _generate(pipe, req, desc: str, quiet: bool):
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from .budget import available_memory, check_budget
     from .loading.bundle import load_pipeline
     from .media import write_mp4
     from .pipeline import Request
@@ -146,6 +147,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     req = pipe.resolve(req)
     if args.takes > 1:
         _check_scorable(req.num_frames)
+    if not args.skip_memory_check:  # takes run one after another: one take's memory
+        plan = pipe.memory_plan(replace(req, batch=1) if args.takes > 1 else req,
+                                next(pipe.model.parameters()).element_size())
+        check_budget(plan, available_memory(pipe.device),
+                     "use a smaller --width/--height, fewer --frames or a smaller --batch (or --skip-memory-check "
+                     "if you know better)")
     meta = {"prompt": args.prompt, "audio_prompt": args.audio_prompt or "", "transcript": args.transcript,
             "mode": mode, "seed": str(args.seed), "model": str(args.model or "bundled demo")}
     if args.takes > 1:
@@ -332,6 +339,8 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocoder", help="BigVGAN vocoder (.safetensors) for real models")
     p.add_argument("--allow-untrained", action="store_true",
                    help="if the bundled demo model is missing, use the untrained demo preset (noise!)")
+    p.add_argument("--skip-memory-check", action="store_true",
+                   help="generate even when the size's memory estimate exceeds the memory available")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_generate)
 

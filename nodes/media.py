@@ -9,6 +9,7 @@ from __future__ import annotations
 from comfy_api.latest import io, ui
 
 from ..harmony_core import timeline
+from ..harmony_core.budget import MemoryPlan, check_budget, decode_bytes
 from ..harmony_core.pipeline import Result
 from .adapters import media, model_patcher, save
 from .types import DEFAULT_FPS, HarmonyCodecs, HarmonyCodecsType, read_latent
@@ -65,6 +66,11 @@ class HarmonyDecode(io.ComfyNode):
         device = model_patcher.load_device(codecs.patcher)
         pipeline = codecs.pipeline(codecs.model, device)
         layout = pipeline.layout_of(video, fps)
+        size = f"decoding {layout.width}x{layout.height}, {layout.num_frames} frames, {video.shape[0]} take(s)"
+        plan = MemoryPlan(size, 0, decode_bytes(codecs.video, video.shape[0], layout.num_frames, layout.height,
+                                                layout.width))
+        check_budget(plan, model_patcher.available_memory(device, codecs.patcher),
+                     "sample a smaller size or fewer frames")
         model_patcher.load(codecs.patcher)
         images, sounds = as_media(pipeline.decode(video, audio, layout))
         return io.NodeOutput(images, sounds, [float(fps)] * len(images))

@@ -16,6 +16,7 @@ from fractions import Fraction
 from comfy_api.latest import io
 
 from ..harmony_core import timeline
+from ..harmony_core.budget import check_budget
 from ..harmony_core.model.harmony import HarmonyModel
 from ..harmony_core.pipeline import MAX_SECONDS, MODES, HarmonyPipeline, Request
 from ..harmony_core.sampling import SOLVERS
@@ -335,9 +336,14 @@ def prepare(
     """Checks, the resolved request, and the model + codecs loaded with room for one sampling step."""
     harmony = model_patcher.harmony_model(model)
     request = build_request(harmony, codecs, w, positive, negative, c)
-    pipeline = codecs.pipeline(harmony, model_patcher.load_device(model))
+    device = model_patcher.load_device(model)
+    pipeline = codecs.pipeline(harmony, device)
     request = resolve(pipeline, request)
-    activations = pipeline.memory_required(request, next(harmony.parameters()).element_size())
+    element_size = next(harmony.parameters()).element_size()
+    plan = pipeline.memory_plan(request, element_size)
+    check_budget(plan, model_patcher.available_memory(device, model, codecs.patcher),
+                 "lower width/height, frames or batch (takes run one at a time in HarmonyBestOfTakes)")
+    activations = pipeline.memory_required(request, element_size)
     model_patcher.load(model, codecs.patcher, memory_required=activations)
     return pipeline, request
 

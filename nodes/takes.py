@@ -2,9 +2,9 @@
 
 Both use `harmony_core.metrics.score_clip`: the correlation of the picture's motion energy with the sound's
 onset strength, at its best lag and discounted by that lag's distance from 0 (so a take whose sounds land on
-its motion ranks above one whose sounds come a frame late, and both above unrelated sound), and the lag itself. HarmonyBestOfTakes runs its takes
-one after another (each take is one sample + decode, so peak memory is that of one take), with one progress
-bar over takes x steps and a cancel point between and inside takes.
+its motion ranks above one whose sounds come a frame late, and both above unrelated sound), and the lag
+itself. HarmonyBestOfTakes runs its takes one after another (each take is one sample + decode, so peak memory
+is that of one take), with one progress bar over takes x steps and a cancel point between and inside takes.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ def _check_number(spec: io.Int.Input | io.Float.Input, value: object, node: str)
     low = -math.inf if spec.min is None else spec.min
     high = math.inf if spec.max is None else spec.max
     if not low <= value <= high:
-        raise ValueError(f"{node}: {spec.id} = {value:g} is outside its range {low:g}..{high:g} (values that "
-                         "come through a link are held to the widget's range too)")
+        show = (lambda x: f"{x:g}") if isinstance(spec, io.Float.Input) else (lambda x: str(x))
+        raise ValueError(f"{node}: {spec.id} = {show(value)} is outside its range {show(low)}..{show(high)} "
+                         "(values that come through a link are held to the widget's range too)")
 
 
 def enforce_ranges(node_cls: type[io.ComfyNode], values: dict, own: tuple[str, ...] = ()) -> None:

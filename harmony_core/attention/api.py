@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import cancel
+
+CANCEL_SCORES = 1 << 26  # query rows x keys per piece of a large call (see Backend.__call__)
+
 AttentionFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
@@ -55,7 +59,17 @@ class Backend:
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                  key_mask: torch.Tensor | None = None) -> torch.Tensor:
         self.check_call(q, key_mask)
-        return self.fn(q, k, v, key_mask)
+        rows = max(1, CANCEL_SCORES // max(1, k.shape[1]))  # query rows per piece
+        if q.shape[1] <= rows:
+            return self.fn(q, k, v, key_mask)
+        # Large calls run in pieces of query rows (each row's softmax only sees its own scores, so the pieces
+        # give the rows of the whole), with a cancel check between pieces: one call over 100k tokens can
+        # take minutes on a CPU, and a cancel must not wait for it.
+        out = []
+        for piece in q.split(rows, dim=1):
+            cancel.check()
+            out.append(self.fn(piece, k, v, key_mask))  # [B, rows, H, D]
+        return torch.cat(out, dim=1)
 
 
 _REGISTRY: dict[str, Backend] = {}

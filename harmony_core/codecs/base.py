@@ -35,6 +35,7 @@ class VideoCodec(nn.Module, ABC):
     temporal_stride: int  # pixel frames per latent frame (after the first, for causal codecs)
     spatial_stride: int   # pixels per latent cell along H and W
     static_settle: int | None = None  # latent frames after which a static clip's latents repeat (None: unknown)
+    decode_buffers: float = 2.0  # most full-size float32 pixel buffers alive inside `decode`, output included
 
     @abstractmethod
     def encode(self, frames: torch.Tensor) -> torch.Tensor:

@@ -115,6 +115,13 @@ class DemoVideoCodec(VideoCodec):
     name = "demo_video"
     temporal_stride = TEMPORAL_STRIDE
     static_settle = 1  # causal: latent i reads frames 4i-4 .. 4i, so a static clip's latents 1, 2, ... are equal
+
+    @property
+    def decode_buffers(self) -> float:
+        """Pixel buffers P alive inside decode. keyframe.decode holds `full` (~P), the interpolation, the
+        DST detail and their sum (3 x 3/4 P), `later` and `y` (P each), y @ spatial and its rearranged copy
+        (P each): 5.75 P at most; the block basis holds its output and one 4-frame group: ~1 P."""
+        return 5.75 if self.config.temporal == "keyframe" else 1.0
     spatial_stride = SPATIAL_STRIDE
 
     def __init__(self, config: DemoVideoConfig | None = None) -> None:

@@ -181,6 +181,11 @@ class WanVideoCodec(VideoCodec):
         mu, _ = self.vae.encode(frames.to(device, dtype))
         return self.normalize(mu)
 
+    # Output (P) plus the decoder's activations for one latent frame at full resolution (up to dec_dim x 4
+    # frames x H x W, about 1.6 P for 81 frames with the 5B VAE's widths); tiled decoding holds its float32
+    # accumulator and the output. An estimate from the shapes, not measured on a GPU yet.
+    decode_buffers = 4.0
+
     @torch.no_grad()
     def static_latent(self, image: torch.Tensor | None, num_frames: int, height: int, width: int,
                       batch: int = 1) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import cancel
 from ..attention import resolve
 from ..config import HarmonyConfig
 from .audio import AudioTower
@@ -71,6 +72,7 @@ class HarmonyModel(nn.Module):
 
         plan = AlignmentPlan.build(self.cfg, grid, ta, v.device) if len(self.interaction) else None
         for i, (vblock, ablock) in enumerate(zip(self.video.blocks, self.audio.blocks)):
+            cancel.check()  # a cancel lands within one layer, even when one step takes minutes
             v = vblock(v, ev0, grid, v_rope, v_ctx)
             a, a_ctx = ablock(a, a_ctx, ea0, ctx_e0, a_rope)
             if str(i) in self.interaction:

@@ -37,7 +37,6 @@ def _sigma_levels(sigmas: torch.Tensor | Sequence[float]) -> list[float]:
     return levels
 
 
-@torch.no_grad()
 class NonFiniteLatentError(ValueError):
     """A latent went NaN/Inf during sampling (names the step, the stream and the count)."""
 
@@ -53,6 +52,7 @@ def check_finite(x: AV, step: int, steps: int) -> None:
                 "model in a wider dtype (bf16/fp32 instead of fp16)")
 
 
+@torch.no_grad()
 def sample(denoiser: Denoiser, noise_video: torch.Tensor, noise_audio: torch.Tensor, mode_spec: ModeSpec,
            guidance: Guidance, sigmas: torch.Tensor | Sequence[float], solver: str = "euler",
            callback: Callback | None = None) -> tuple[torch.Tensor, torch.Tensor]:

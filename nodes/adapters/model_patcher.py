@@ -101,6 +101,19 @@ def load_device(patcher: comfy.model_patcher.ModelPatcher) -> torch.device:
     return torch.device(patcher.load_device)
 
 
+def available_memory(device: torch.device, *ours: comfy.model_patcher.ModelPatcher) -> int:
+    """Bytes the device can give a job of ours: ComfyUI's free memory (VRAM, or available RAM with --cpu) plus
+    what it could free by unloading the other models it holds there (it does so when we load)."""
+    freeable = 0
+    for entry in mm.current_loaded_models:
+        wrapped = hasattr(entry, "model_loaded_memory")  # ComfyUI's LoadedModel around a patcher
+        patcher = entry.model if wrapped else entry
+        if patcher is None or patcher in ours or torch.device(patcher.load_device).type != device.type:
+            continue
+        freeable += entry.model_loaded_memory() if wrapped else patcher.loaded_size()
+    return int(mm.get_free_memory(device)) + freeable
+
+
 def load(*patchers: comfy.model_patcher.ModelPatcher, memory_required: int = 0) -> torch.device:
     """Fully load the patchers onto their device through ComfyUI, which first frees other models until
     `memory_required` bytes (activations) are left over; returns the first one's device."""

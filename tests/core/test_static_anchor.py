@@ -80,3 +80,31 @@ def test_a_cancel_between_chunks_stops_encode_and_decode():
     with cancel.cancel_check(check), pytest.raises(Stop):
         codec.decode(latent)
     assert len(calls) == 3  # stopped before the third latent frame
+
+
+def test_the_model_checks_for_a_cancel_before_every_layer():
+    from harmony_core.loading.bundle import load_pipeline
+    from harmony_core.pipeline import Request
+
+    pipe = load_pipeline(None)
+    calls = []
+    with cancel.cancel_check(lambda: calls.append(1)):
+        pipe.sample(Request(num_frames=5, width=64, height=64, steps=2, sync_video=1.0, sync_audio=1.0))
+    assert len(calls) == 2 * pipe.model.cfg.video.num_layers  # steps x layers, one forward per step
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "reference"])
+def test_large_attention_runs_in_cancellable_pieces_with_the_same_rows(monkeypatch, backend):
+    from harmony_core.attention import api
+
+    attend = api.resolve(backend)
+    q, k, v = (torch.randn(2, n, 4, 16) for n in (300, 200, 200))
+    mask = torch.rand(2, 200) > 0.3
+    whole = attend(q, k, v, mask)
+    monkeypatch.setattr(api, "CANCEL_SCORES", 64 * 200)  # pieces of 64 query rows
+    calls = []
+    with cancel.cancel_check(lambda: calls.append(1)):
+        pieces = attend(q, k, v, mask)
+    assert len(calls) == 5  # ceil(300 / 64)
+    # each row is computed from the same keys; kernels may block the rows differently: float32, 200 terms
+    torch.testing.assert_close(pieces, whole, atol=200 * 2 ** -23, rtol=0)

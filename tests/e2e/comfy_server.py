@@ -21,6 +21,7 @@ PACK_FOLDER = "ComfyUI-Harmony"  # the folder name a git clone of the pack gets;
 REPO = Path(__file__).resolve().parents[2]
 WALL_TIMES: dict[str, float] = {}  # workflow name -> seconds from /prompt to its history entry
 STREAMS: dict[str, list[str]] = {}  # workflow name -> one line per saved clip (size, frames, durations)
+FUZZ_TABLE: list[tuple[str, str, float, str]] = []  # test_e2e_fuzz: (case, outcome, seconds, message)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "workflows")]
 
-from comfy_server import STREAMS, WALL_TIMES, ComfyServer, start_server  # noqa: E402  (after the path insert)
+from comfy_server import FUZZ_TABLE, STREAMS, WALL_TIMES, ComfyServer, start_server  # noqa: E402  (after the path insert)
 
 def comfy_checkout() -> Path | None:
     value = os.environ.get("COMFYUI_DIR")
@@ -46,7 +46,7 @@ def object_info(server) -> dict:
     return server.get("/object_info")
 
 
-MODULE_ORDER = ("test_e2e_server", "test_e2e_workflows", "test_e2e_browser")
+MODULE_ORDER = ("test_e2e_server", "test_e2e_workflows", "test_e2e_browser", "test_e2e_fuzz")
 
 
 def pytest_collection_modifyitems(items):
@@ -64,3 +64,7 @@ def pytest_terminal_summary(terminalreporter):
         for name, seconds in WALL_TIMES.items():
             clips = "; ".join(STREAMS.get(name, []))
             terminalreporter.write_line(f"{name}: {seconds:.1f} s  ({clips})")
+    if FUZZ_TABLE:
+        terminalreporter.write_sep("-", "bad-input cases through ComfyUI (outcome, wall time, message)")
+        for name, kind, seconds, message in FUZZ_TABLE:
+            terminalreporter.write_line(f"{name:<48} {kind:<6} {seconds:5.1f} s  {message}")

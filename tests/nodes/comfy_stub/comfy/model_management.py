@@ -64,6 +64,16 @@ def module_size(module: torch.nn.Module) -> int:
 
 
 memory_requests: list[int] = []  # memory_required of every load_models_gpu call (tests read it)
+free_memory_bytes: int | None = None  # tests set a fake budget; None: the machine's available RAM
+
+
+def get_free_memory(dev=None, torch_free_too=False) -> int:
+    """Free bytes on `dev` (the real one: VRAM, or psutil's available RAM for the CPU)."""
+    if free_memory_bytes is not None:
+        return free_memory_bytes
+    import psutil
+
+    return int(psutil.virtual_memory().available)
 
 
 def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
