@@ -10,6 +10,7 @@ import math
 import re
 import time
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import av
@@ -180,3 +181,33 @@ def test_every_bad_input_gets_a_clear_error_or_a_correct_output(server, object_i
         if index % 5 == 4:
             assert outcome(server, base_prompt(object_info))[0] == "ok", f"a valid prompt failed after {name}"
     assert not failures, "\n".join(failures)
+
+
+def test_interrupt_stops_a_heavy_prompt_and_writes_nothing(server, object_info):
+    """2048x2048, 1 frame: one denoiser step of the demo model takes tens of seconds on 2 CPU cores. POST
+    /interrupt while it samples; the prompt ends interrupted (the cancel check runs per layer and per piece of
+    a large attention call) and saves nothing. The latency is printed with the table (a figure, not a bound)."""
+    prompt = widget(base_prompt(object_info), "HarmonySampler", width=2048, height=2048, frames=1, steps=4)
+    widget(prompt, "HarmonySaveAV", filename_prefix="interrupt/x")
+    status, body = server.post("/prompt", {"prompt": prompt, "client_id": "harmony-fuzz"})
+    assert status == 200, body
+    prompt_id = body["prompt_id"]
+    deadline = time.monotonic() + 120
+    while not server.get("/queue")["queue_running"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(8)  # well inside the first step
+    sent = time.monotonic()
+    request = urllib.request.Request(server.url + "/interrupt", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    while time.monotonic() < deadline:
+        entry = server.get(f"/history/{prompt_id}").get(prompt_id)
+        if entry and entry.get("status", {}).get("completed") is not None:
+            break
+        time.sleep(0.1)
+    latency = time.monotonic() - sent
+    kinds = [m[0] for m in entry["status"]["messages"]]
+    FUZZ_TABLE.append(("interrupt at 2048x2048x1 (latency)", entry["status"]["status_str"], latency, str(kinds)))
+    assert "execution_interrupted" in kinds and entry["status"]["status_str"] != "success"
+    assert not (server.output_dir / "interrupt").exists() or not any((server.output_dir / "interrupt").iterdir())
