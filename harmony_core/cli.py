@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_info)
     _add_generate(sub)
     p = sub.add_parser("bench", help="benchmarks (ratios measured in one run)")
-    p.add_argument("which", nargs="?", default="all", choices=["attention", "guidance", "codecs", "memory", "all"])
+    p.add_argument("which", nargs="?", default="all",
+                   choices=["attention", "guidance", "codecs", "memory", "cpu", "all"])
     p.add_argument("--quick", action="store_true", help="smaller sizes")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("eval-sync", help="synchronization metrics of mp4 clips (with a shuffled-pair baseline)")

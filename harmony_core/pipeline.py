@@ -16,6 +16,7 @@ from fractions import Fraction
 import torch
 
 from . import timeline
+from .budget import FLOAT32, SAMPLER_LATENT_COPIES, SAMPLING_SLACK, MemoryPlan, decode_bytes, pixel_bytes
 from .codecs.base import AudioCodec, VideoCodec
 from .model.conditioning import Conditioning, HarmonyDenoiser
 from .model.harmony import HarmonyModel
@@ -36,6 +37,7 @@ from .sampling import (
     sample,
     video_driven,
 )
+from .threads import thread_budget
 
 log = logging.getLogger(__name__)
 
@@ -208,22 +210,23 @@ class HarmonyPipeline:
     def sample(self, req: Request, callback: Callback | None = None,
                ) -> tuple[torch.Tensor, torch.Tensor, Layout, list[str]]:
         """Latents only: video [B, Cv, Tv, h, w], audio [B, Ca, Ta], the layout, and logged notes."""
-        req = self.resolve(req)
-        lay = self.layout(req)
-        notes: list[str] = []
-        with torch.no_grad():
-            mode, static_image = self._mode(req, lay, notes)
-            guidance = _guidance(req)
-            passes = {p for step in plan_passes(guidance, mode, req.steps) for p in step}
-            if passes & {AUDIO_DRIVEN, VIDEO_DRIVEN}:
-                guidance = replace(guidance, anchors=self._anchors(lay, static_image))
-            positive = self.conditioning(req)
-            negative = self.conditioning(req, negative=True) if UNCOND in passes else None
-            denoiser = HarmonyDenoiser(self.model, positive, negative)
-            noise_v, noise_a = self._noise(req, lay)
-            video, audio = sample(denoiser, noise_v, noise_a, mode, guidance, flow_sigmas(req.steps, req.shift),
-                                  solver=req.solver, callback=callback)
-        return video, audio, lay, notes
+        with thread_budget(self.model):  # small models: one CPU thread (threads.py)
+            req = self.resolve(req)
+            lay = self.layout(req)
+            notes: list[str] = []
+            with torch.no_grad():
+                mode, static_image = self._mode(req, lay, notes)
+                guidance = _guidance(req)
+                passes = {p for step in plan_passes(guidance, mode, req.steps) for p in step}
+                if passes & {AUDIO_DRIVEN, VIDEO_DRIVEN}:
+                    guidance = replace(guidance, anchors=self._anchors(lay, static_image))
+                positive = self.conditioning(req)
+                negative = self.conditioning(req, negative=True) if UNCOND in passes else None
+                denoiser = HarmonyDenoiser(self.model, positive, negative)
+                noise_v, noise_a = self._noise(req, lay)
+                video, audio = sample(denoiser, noise_v, noise_a, mode, guidance,
+                                      flow_sigmas(req.steps, req.shift), solver=req.solver, callback=callback)
+            return video, audio, lay, notes
 
     def memory_required(self, req: Request, element_size: int) -> int:
         """Activation bytes of the widest sampling step (every guidance pass of every take in one forward)
@@ -243,17 +246,37 @@ class HarmonyPipeline:
         return forward_bytes(self.model.cfg, passes * req.batch, video_tokens, lay.audio_frames + ref,
                              element_size)
 
+    def memory_plan(self, req: Request, element_size: int) -> MemoryPlan:
+        """Bytes of the sampling and decoding peaks of `req` (budget.py), from shapes only: the activations of
+        the widest step, the sampler's latent copies, the static-video anchor's encode (a short held clip for
+        codecs with `static_settle`, else the whole clip), and the decode's full-size pixel buffers."""
+        req = self.resolve(req)
+        lay = self.layout(req)
+        vc, s = self.video_codec, self.video_codec.spatial_stride
+        cells = lay.video_frames * (lay.height // s) * (lay.width // s)
+        latents = FLOAT32 * req.batch * (vc.latent_channels * cells
+                                         + self.audio_codec.latent_channels * lay.audio_frames)
+        anchor = 2 * pixel_bytes(1, vc.static_frames_in_memory(lay.num_frames), lay.height, lay.width)
+        sampling = (self.memory_required(req, element_size) + SAMPLER_LATENT_COPIES * latents + anchor
+                    + SAMPLING_SLACK)
+        decode = decode_bytes(vc, req.batch, lay.num_frames, lay.height, lay.width)
+        size = f"{lay.width}x{lay.height}, {lay.num_frames} frames, {req.batch} take(s)"
+        return MemoryPlan(size, int(sampling), int(decode))
+
     def decode(self, video: torch.Tensor, audio: torch.Tensor, lay: Layout, notes: list[str] | None = None) -> Result:
         """Latents -> frames [B, F, H, W, 3] in [0, 1] and wave [B, L] trimmed/padded to the video's duration."""
-        notes = list(notes or [])
-        with torch.no_grad():
-            frames = self.video_codec.decode(video.to(self.device))                  # [B, 3, F, H, W]
-            wave = self.audio_codec.decode(audio.to(self.device))                    # [B, Ta * spl]
-        wave, note = timeline.fit_audio_to_video(wave, self.audio_codec.sample_rate, lay.num_frames, lay.fps)
-        notes.append(note)
-        frames = ((frames.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 4, 1).contiguous()   # [B, F, H, W, 3]
-        return Result(frames.cpu(), wave.float().clamp(-1, 1).cpu(), lay.fps, self.audio_codec.sample_rate,
-                      video.cpu(), audio.cpu(), tuple(notes))
+        with thread_budget(self.model, self.video_codec, self.audio_codec):  # small: one CPU thread
+            notes = list(notes or [])
+            with torch.no_grad():
+                frames = self.video_codec.decode(video.to(self.device))          # [B, 3, F, H, W]
+                wave = self.audio_codec.decode(audio.to(self.device))            # [B, Ta * spl]
+            wave, note = timeline.fit_audio_to_video(wave, self.audio_codec.sample_rate, lay.num_frames,
+                                                     lay.fps)
+            notes.append(note)
+            frames = frames.float().clamp_(-1, 1).add_(1).mul_(0.5)  # in place: one pixel buffer, not three
+            frames = frames.permute(0, 2, 3, 4, 1).contiguous()  # [B, F, H, W, 3]
+            return Result(frames.cpu(), wave.float().clamp(-1, 1).cpu(), lay.fps,
+                          self.audio_codec.sample_rate, video.cpu(), audio.cpu(), tuple(notes))
 
     def layout_of(self, video: torch.Tensor, fps: str | Fraction) -> Layout:
         """The layout of existing latents (e.g. a LATENT from another node): video [B, Cv, Tv, h, w]."""

@@ -1,4 +1,4 @@
-"""`python -m harmony_core bench {attention,guidance,codecs,memory,all}`: tables of ratios from one run."""
+"""`python -m harmony_core bench {attention,guidance,codecs,memory,cpu,all}`: tables of ratios from one run."""
 from __future__ import annotations
 
 import logging
@@ -39,13 +39,14 @@ def _codec_rows(quick: bool) -> list[dict]:
 
 
 def suites(quick: bool) -> dict[str, Callable[[], list[dict]]]:
-    from . import attention, guidance, memory
+    from . import attention, cpu, guidance, memory
 
     return {
         "attention": lambda: attention.rows(scales=(1,) if quick else (1, 2, 4)),
         "guidance": guidance.rows,
         "codecs": lambda: _codec_rows(quick),
         "memory": lambda: memory.rows(memory.CASES[:2] if quick else memory.CASES),
+        "cpu": lambda: cpu.rows(quick),
     }
 
 

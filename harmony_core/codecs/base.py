@@ -63,6 +63,11 @@ class VideoCodec(nn.Module, ABC):
         latent = self.encode(frames.contiguous())  # [B, C_v, Tv', h, w]
         return torch.cat([latent, latent[:, :, -1:].expand(-1, -1, tv - latent.shape[2], -1, -1)], dim=2)
 
+    def static_frames_in_memory(self, num_frames: int) -> int:
+        """Pixel frames `static_latent` holds at once for a clip of `num_frames` (for memory budgets)."""
+        settle = self.static_settle
+        return num_frames if settle is None else min(num_frames, 1 + self.temporal_stride * settle)
+
     def _device_dtype(self) -> tuple[torch.device, torch.dtype]:
         return module_device_dtype(self)
 

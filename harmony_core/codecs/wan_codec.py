@@ -186,6 +186,9 @@ class WanVideoCodec(VideoCodec):
     # accumulator and the output. An estimate from the shapes, not measured on a GPU yet.
     decode_buffers = 4.0
 
+    def static_frames_in_memory(self, num_frames: int) -> int:
+        return min(num_frames, self.temporal_stride)  # streamed: one chunk at a time
+
     @torch.no_grad()
     def static_latent(self, image: torch.Tensor | None, num_frames: int, height: int, width: int,
                       batch: int = 1) -> torch.Tensor:

@@ -9,7 +9,7 @@ import torch
 from harmony_core.codecs.demo import (
     DemoAudioCodec, DemoAudioConfig, DemoVideoCodec, DemoVideoConfig, bench_demo_rows, demo_codec_from_config,
 )
-from harmony_core.codecs.demo_video import coefficient_order
+from harmony_core.codecs.demo_video import GROUP_SIZE, coefficient_order
 
 SR = 16_000
 
@@ -135,22 +135,41 @@ def test_video_full_basis_is_lossless_and_batched() -> None:
     x = torch.rand(2, 3, 9, 16, 24) * 1.8 - 0.9
     z = codec.encode(x)
     torch.testing.assert_close(codec.decode(z), torch.cat([x[:, :, :1], x[:, :, 1:]], 2), atol=2e-5, rtol=0)
-    # batch 1 vs 2 may sum in another order (thread count dependent): float32 rounding only
-    torch.testing.assert_close(codec.encode(x[1:]), z[1:], atol=1e-4, rtol=1e-5)
+    # batch 1 vs 2 may sum in another order (kernel and thread count dependent): each is within
+    # gamma_(n+3) sqrt(n) max|x| / scale of the exact coefficient (see test_video_static_latent), per channel
+    n, u = GROUP_SIZE, 2.0**-24
+    bound = 2 * (n + 3) * u / (1 - (n + 3) * u) * math.sqrt(n) * x.abs().max() / codec.scale
+    assert ((codec.encode(x[1:]) - z[1:]).abs() <= bound[:, None, None, None]).all()
+
+
+def cell_mean(video: torch.Tensor) -> torch.Tensor:
+    """Baseline reconstruction: each colour's mean over every 8x8 cell and latent frame (frame 0 alone, then
+    frames 4i-3 .. 4i), i.e. the orthogonal projection onto the three t = u = v = 0 coefficients, which the
+    default 16 channels include. Computed with pooling, independently of the codec's basis."""
+    first = torch.nn.functional.avg_pool3d(video[:, :, :1], (1, 8, 8))
+    rest = torch.nn.functional.avg_pool3d(video[:, :, 1:], (4, 8, 8))
+    return torch.cat([first.repeat_interleave(8, -1).repeat_interleave(8, -2),
+                      rest.repeat_interleave(8, -1).repeat_interleave(8, -2).repeat_interleave(4, 2)], 2)
 
 
 def test_video_round_trip_quality_and_scale() -> None:
     codec = DemoVideoCodec.default()
     moving, still = render_shapes(seed=0), render_shapes(seed=1, moving=False)
     z = codec.encode(moving)
-    assert psnr(codec.decode(z), moving) > 22.0  # measured 22.8 dB
-    assert psnr(codec.decode(codec.encode(still)), still) > 25.0  # measured 28.1 dB
+    # decode(encode(x)) is the orthogonal projection onto 16 coefficients that include the cell means (then
+    # clamped to [-1, 1], which only moves values towards x), so it is never worse than cell_mean(x). The
+    # quality claim is the margin: the 13 other channels remove at least 1 dB (21 %) of the cell-mean error.
+    # Over render seeds 0-3 the margin is 2.3-3.6 dB moving and 4.0-5.1 dB still; float32 rounding moves a
+    # PSNR by ~1e-5 dB, so only a codec that stops capturing edges or motion falls under it.
+    for clip in (moving, still):
+        assert psnr(codec.decode(codec.encode(clip)), clip) > psnr(cell_mean(clip), clip) + 1.0
     assert 0.4 < z.std().item() < 2.5 and z.std(dim=(0, 2, 3, 4)).max() < 4.0
     assert torch.equal(codec.encode(moving), z)
+    # nested projections (the 4 c 16 c 64 cheapest coefficients): more channels, higher PSNR by construction
     fewer = DemoVideoCodec(DemoVideoConfig(latent_channels=4))
     more = DemoVideoCodec(DemoVideoConfig(latent_channels=64))
     assert psnr(fewer.decode(fewer.encode(moving)), moving) < psnr(codec.decode(z), moving)
-    assert psnr(more.decode(more.encode(moving)), moving) > psnr(codec.decode(z), moving) + 3.0
+    assert psnr(more.decode(more.encode(moving)), moving) > psnr(codec.decode(z), moving)
 
 
 def test_video_static_latent() -> None:
@@ -160,9 +179,19 @@ def test_video_static_latent() -> None:
     image = render_shapes(frames=1, size=32, seed=3)[:, :, 0]  # [1, 3, H, W]
     z = codec.static_latent(image, 9, 32, 32)
     assert z.shape == (1, 16, 3, 4, 4) and torch.isfinite(z).all()
-    torch.testing.assert_close(z, z[:, :, :1].expand_as(z), atol=1e-5, rtol=0)
+    # Exactly, every latent frame is the same and the temporal (t > 0) coefficients are 0. In float32 a
+    # coefficient is a dot product of n = 768 pixels with a unit-norm basis row, then divided by its scale;
+    # with the roundings of the basis, of the scale and of the division, |error| <= gamma_(n+3) *
+    # sum|x_i b_i| / scale, gamma_k = k u / (1 - k u), u = 2^-24 (Higham, Accuracy and Stability of Numerical
+    # Algorithms, eq. 3.5: any summation order, blocking or FMA), and sum|x_i b_i| <= sqrt(n) max|x| (Cauchy-
+    # Schwarz). Here 771 * 5.96e-8 * 27.7 * 1.0 / 0.354 = 3.6e-3 (seen: 7e-7 and 5.5e-5 on two machines); a
+    # still image leaking into the temporal channels would put O(0.1) there.
+    n, u = GROUP_SIZE, 2.0**-24
+    gamma = (n + 3) * u / (1 - (n + 3) * u)
+    bound = gamma * math.sqrt(n) * image.abs().max().item() / codec.scale.min().item()
+    torch.testing.assert_close(z, z[:, :, :1].expand_as(z), atol=2 * bound, rtol=0)  # two roundings apart
     temporal = [k for k, (t, _, _, _) in enumerate(coefficient_order()[:16]) if t > 0]
-    assert temporal and z[:, temporal].abs().max() < 1e-5
+    assert temporal and z[:, temporal].abs().max() < bound
 
 
 @pytest.mark.parametrize("shape, match", [
@@ -215,8 +244,12 @@ def test_audio_click_onsets_survive() -> None:
     found = onsets(out)
     assert len(found) == len(times)
     assert max(abs(a - b) for a, b in zip(found, times)) < 512 / SR  # within one latent (32 ms)
-    assert spectral_convergence(wave, out) < 0.2  # measured 0.08
-    assert log_spectral_distance(wave, out) < 6.0
+    # Baseline from the same latent: one Griffin-Lim iteration from zero phase (the magnitudes alone). The
+    # 64 default iterations must at least halve both distances (they give 0.11x and 0.32x of the baseline;
+    # the inputs are closed-form and decoding in float64 instead moves the convergence by ~1 %).
+    flat = DemoAudioCodec(DemoAudioConfig(griffin_lim_iters=1)).decode(codec.encode(wave))
+    assert spectral_convergence(wave, out) < 0.5 * spectral_convergence(wave, flat)
+    assert log_spectral_distance(wave, out) < 0.5 * log_spectral_distance(wave, flat)
 
 
 def test_audio_buzz_round_trip_and_scale() -> None:
@@ -225,7 +258,14 @@ def test_audio_buzz_round_trip_and_scale() -> None:
     z = codec.encode(wave)
     assert abs(z.mean().item()) < 1.0 and 0.5 < z.std().item() < 2.0
     out = codec.decode(z)
-    assert spectral_convergence(wave, out) < 0.85  # measured 0.71: harmonics above ~1 kHz are not resolved
+    # Baselines from the same clip: silence (convergence 1 by definition) and the zero-phase decode of the
+    # same latent (one Griffin-Lim iteration: 0.78) are worse than the round trip (0.71); twice the mel bands
+    # is better (0.39), since the error is band resolution (harmonics 140 Hz apart merge above ~1 kHz).
+    flat = DemoAudioCodec(DemoAudioConfig(griffin_lim_iters=1)).decode(z)
+    finer = DemoAudioCodec(DemoAudioConfig(n_mels=64))
+    sc = spectral_convergence(wave, out)
+    assert sc < min(spectral_convergence(wave, flat), 1.0)
+    assert spectral_convergence(wave, finer.decode(finer.encode(wave))) < sc
     assert torch.equal(codec.decode(z), out)
     assert torch.equal(codec.encode(wave.repeat(2, 1))[1:], z)
 
@@ -275,4 +315,4 @@ def test_bench_rows() -> None:
     assert len(rows) == 6 and {r["codec"] for r in rows} == {"demo_video", "demo_audio"}
     for row in rows:
         assert set(row) == {"codec", "setting", "sec_per_media_sec", "peak_mb"}
-        assert 0 < row["sec_per_media_sec"] < 5.0
+        assert math.isfinite(row["sec_per_media_sec"]) and row["sec_per_media_sec"] > 0  # a figure only

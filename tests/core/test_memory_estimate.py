@@ -25,5 +25,8 @@ def test_estimate_is_close_to_the_measured_peak(rows: int, hw: int) -> None:
                             {"rows": rows, "tv": 21, "hw": hw, "ta": 102})
     if not got["peak_method"].startswith("VmHWM"):
         pytest.skip(f"no per-call peak on this system ({got['peak_method']}): only a lifetime peak")
-    # measured here (bench memory): 4 rows of 16x16 46.2 MB vs 41.5 MB estimated, 2 rows of 32x32 89.0 vs 79.8
+    # A requirement, not a fit: the estimate feeds ComfyUI's free-memory check, where half the real peak
+    # risks an out-of-memory error and 1.6x wastes a model's worth of offloading. The measured side is RSS
+    # growth, which allocator caching and page granularity move by a few MB between machines; `bench memory`
+    # gives 0.90-1.08 (e.g. 4 rows of 16x16: 41.5 MB estimated vs 46.2 MB), well inside the window.
     assert 0.5 < got["estimate/measured"] < 1.6, got

@@ -1,10 +1,9 @@
 """The dual-tower model on the tiny preset: shapes, determinism, conditioning paths, driven semantics."""
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from harmony_core.config import preset
 from harmony_core.model.conditioning import Conditioning, HarmonyDenoiser
@@ -46,19 +45,15 @@ def test_shapes_and_determinism(model):
     assert torch.isfinite(out_v).all() and torch.isfinite(out_a).all()
 
 
-def test_tiny_forward_under_a_second_on_one_core(model):
+def test_tiny_forward_is_cheap(model):
+    """The tiny preset exists so that CPU tests run many forwards: one batch-1 forward must stay under 1e9
+    FLOPs (counted by torch, so the same on every machine), i.e. under a second even at a pessimistic
+    1 GFLOP/s on one core. It is 5.2e7 now; a preset or forward that grew 20x fails. Its seconds are a
+    figure of harmony_core/bench/cpu.py."""
     video, audio, tv, ta, cond = _inputs(batch=1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            model(video, audio, tv, ta, cond)
-            start = time.thread_time()          # CPU time of this thread: immune to a busy machine
-            model(video, audio, tv, ta, cond)
-            elapsed = time.thread_time() - start
-    finally:
-        torch.set_num_threads(threads)
-    assert elapsed < 1.0, f"tiny forward took {elapsed:.3f}s"
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(video, audio, tv, ta, cond)
+    assert 0 < counter.get_total_flops() < 1e9, counter.get_total_flops()
 
 
 def test_batch_items_are_independent(model):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from harmony_core.media import write_mp4, write_wav
-from harmony_core.media.examples import EXAMPLE_FILES as EXAMPLE_INPUTS
+from harmony_core.media.examples import EXAMPLE_FILES as EXAMPLE_INPUTS  # noqa: F401 (re-exported)
 from harmony_core.media.examples import EXAMPLES_DIR, FIRST_FRAME_PNG, IMPACTS_MP4, SPEECH_WAV
 from harmony_core.train.synthetic import SceneSpec, make_clip
 
