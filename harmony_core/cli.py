@@ -88,9 +88,9 @@ def _load_inputs(args: argparse.Namespace, pipe) -> dict:
     inputs = {}
     sr = pipe.audio_codec.sample_rate
     if args.audio:
-        inputs["audio"] = read_audio(args.audio, sr, mono=True)[0][0]
+        inputs["audio"] = _finite_audio(read_audio(args.audio, sr, mono=True)[0][0], args.audio)
     if args.ref_audio:
-        inputs["ref_audio"] = read_audio(args.ref_audio, sr, mono=True)[0][0]
+        inputs["ref_audio"] = _finite_audio(read_audio(args.ref_audio, sr, mono=True)[0][0], args.ref_audio)
     grid = pipe.video_codec.spatial_stride * pipe.model.cfg.video.patch_size[1]
     d = pipe.model.cfg.defaults
     size = (args.height or d.height, args.width or d.width)
@@ -108,6 +108,18 @@ def _load_inputs(args: argparse.Namespace, pipe) -> dict:
         frames, _ = read_video(args.image, size=size, grid=grid, as_float=True, max_frames=1)
         inputs["image"] = torch_frames(frames[:1])[:, 0]
     return inputs
+
+
+def _finite_audio(wave, path: str):
+    """Refuse a decoded wave [L] with NaN/Inf samples (a float wav can hold them; decoded video frames are
+    uint8 and cannot), naming the file and the count."""
+    import torch
+
+    bad = int((~torch.isfinite(torch.as_tensor(wave))).sum())
+    if bad:
+        raise ValueError(f"{path}: {bad} of {len(wave)} audio samples are NaN or infinite; the file is corrupt, "
+                         "re-export it")
+    return wave
 
 
 def torch_frames(frames):

@@ -188,3 +188,18 @@ def test_takes_run_the_real_model(tmp_path: Path, capsys: pytest.CaptureFixture)
     (best,) = [r for r in rows if r[-3:] == [str(out), "<-", "best"]]
     (other,) = [r for r in rows if r[-2:] == ["(not", "kept)"]]
     assert float(best[2]) >= float(other[2]) and _tag(out, "seed") == best[1]
+
+
+def test_driving_audio_with_nan_is_refused_naming_the_file(tmp_path, caplog):
+    wave = np.zeros(16000, np.float32)
+    wave[10:15] = np.nan
+    path = tmp_path / "nan.wav"
+    with av.open(str(path), mode="w", format="wav") as out:
+        stream = out.add_stream("pcm_f32le", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(wave[None], format="flt", layout="mono")
+        frame.sample_rate = 16000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    code = main(["generate", "--audio", str(path), "--out", str(tmp_path / "x.mp4"), "--steps", "1"])
+    assert code == 2 and "nan.wav: 5 of 16000 audio samples are NaN or infinite" in caplog.text
+    assert not (tmp_path / "x.mp4").exists()
