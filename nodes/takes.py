@@ -18,7 +18,7 @@ import torch
 from comfy_api.latest import io
 
 from ..harmony_core import timeline
-from ..harmony_core.metrics import SyncScore, plot_sync, score_clip
+from ..harmony_core.metrics import DEFAULT_MAX_LAG, SyncScore, plot_sync, score_clip
 from .adapters import media
 from .adapters.progress import SamplingProgress
 from .media import as_media
@@ -86,7 +86,7 @@ class HarmonySyncScore(io.ComfyNode):
                 io.Audio.Input("audio", optional=True, tooltip="Soundtrack of the frames (with images)."),
                 io.Float.Input("fps", default=DEFAULT_FPS, min=1.0, max=120.0, step=1.0, round=0.001,
                                tooltip="Frame rate of the images (ignored with a video)."),
-                io.Int.Input("max_lag", default=8, min=1, max=50,
+                io.Int.Input("max_lag", default=DEFAULT_MAX_LAG, min=1, max=50,
                              tooltip="Largest offset searched, in frames (8 = 0.32 s at 25 fps)."),
             ],
             outputs=[
@@ -164,7 +164,7 @@ class HarmonyBestOfTakes(io.ComfyNode):
             seed = (request.seed + index) % SEED_SPACE
             video, audio, layout = sample(pipeline, replace(request, seed=seed), progress)
             images, sounds = as_media(pipeline.decode(video, audio, layout))
-            score = score_media(images[0], sounds[0], layout.fps, max_lag=8)
+            score = score_media(images[0], sounds[0], layout.fps, max_lag=DEFAULT_MAX_LAG)
             log.info("HarmonyBestOfTakes: take %d/%d (seed %d) scored %.3f", index + 1, takes, seed, score.score)
             done.append(Take(index, seed, images[0], sounds[0], score))
         ranked = sorted(done, key=_rank_key)

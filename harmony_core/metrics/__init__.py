@@ -6,13 +6,13 @@ shuffled-pair baseline for a set of clips; score.py: one clip's score, its text 
 """
 from .events import (EventConfig, OffsetResult, audio_envelope, audio_onsets, detect_peaks, motion_energy,
                      offset_error, onset_strength, visual_events)
-from .lagcorr import LagCorrelation, clip_lag_correlation, lag_correlation, sync_signals
+from .lagcorr import DEFAULT_MAX_LAG, LagCorrelation, clip_lag_correlation, lag_correlation, sync_signals
 from .report import (AVClip, AVPair, ClipRow, Stat, SyncConfig, SyncReport, derangement, evaluate_clips,
                      format_table, to_json)
 from .score import SyncScore, plot_sync, score_clip
 
 __all__ = [
-    "EventConfig", "OffsetResult", "audio_envelope", "audio_onsets", "detect_peaks", "motion_energy",
+    "DEFAULT_MAX_LAG", "EventConfig", "OffsetResult", "audio_envelope", "audio_onsets", "detect_peaks", "motion_energy",
     "offset_error", "onset_strength", "visual_events", "LagCorrelation", "clip_lag_correlation",
     "lag_correlation", "sync_signals", "AVClip", "AVPair", "ClipRow", "Stat", "SyncConfig", "SyncReport",
     "derangement", "evaluate_clips", "format_table", "to_json", "SyncScore", "plot_sync", "score_clip",
