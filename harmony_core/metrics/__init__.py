@@ -12,8 +12,8 @@ from .report import (AVClip, AVPair, ClipRow, Stat, SyncConfig, SyncReport, dera
 from .score import SyncScore, plot_sync, score_clip
 
 __all__ = [
-    "DEFAULT_MAX_LAG", "EventConfig", "OffsetResult", "audio_envelope", "audio_onsets", "detect_peaks", "motion_energy",
-    "offset_error", "onset_strength", "visual_events", "LagCorrelation", "clip_lag_correlation",
+    "DEFAULT_MAX_LAG", "EventConfig", "OffsetResult", "audio_envelope", "audio_onsets", "detect_peaks",
+    "motion_energy", "offset_error", "onset_strength", "visual_events", "LagCorrelation", "clip_lag_correlation",
     "lag_correlation", "sync_signals", "AVClip", "AVPair", "ClipRow", "Stat", "SyncConfig", "SyncReport",
     "derangement", "evaluate_clips", "format_table", "to_json", "SyncScore", "plot_sync", "score_clip",
 ]
