@@ -140,7 +140,7 @@ def _generate(pipe, req, desc: str, quiet: bool):
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .budget import available_memory, check_budget
-    from .loading.bundle import load_pipeline
+    from .build import load_pipeline
     from .media import write_mp4
     from .pipeline import Request
 

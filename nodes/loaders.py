@@ -13,7 +13,7 @@ from ..harmony_core.codecs.base import AudioCodec, VideoCodec
 from ..harmony_core.codecs.registry import REAL_AUDIO, REAL_VIDEO, build_audio_codec, build_video_codec
 from ..harmony_core.config import HarmonyConfig
 from ..harmony_core.loading import CheckpointError, load_model
-from ..harmony_core.loading.bundle import load_pipeline
+from ..harmony_core.build import load_pipeline
 from ..harmony_core.model.harmony import HarmonyModel
 from .adapters import model_patcher, paths
 from .types import HarmonyCodecs, HarmonyCodecsType

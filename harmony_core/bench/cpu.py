@@ -59,7 +59,7 @@ def synthetic_clip(args: dict[str, Any]) -> dict[str, Any]:
 def demo_generate(args: dict[str, Any]) -> dict[str, Any]:
     """Subprocess side: load the bundled demo model and generate its default clip with `threads` threads
     (HARMONY_THREADS, so the thread policy does not change it); seconds of the generation alone."""
-    from ..loading.bundle import load_pipeline
+    from ..build import load_pipeline
     from ..pipeline import Request
     from ..threads import ENV
 

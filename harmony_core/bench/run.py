@@ -25,17 +25,11 @@ def table(title: str, rows: list[dict]) -> str:
 
 
 def _codec_rows(quick: bool) -> list[dict]:
-    from ..codecs.demo_bench import bench_demo_rows
+    from .codec_audio import bench_audio_rows
+    from .codec_demo import bench_demo_rows
+    from .codec_video import bench_video_rows
 
-    rows = list(bench_demo_rows(quick))
-    for module, name in (("..codecs.bench_video", "bench_video_rows"), ("..codecs.bench_audio", "bench_audio_rows")):
-        try:
-            fn = getattr(__import__(module.replace("..", "harmony_core."), fromlist=[name]), name)
-        except (ImportError, AttributeError) as exc:
-            log.warning("codec bench %s unavailable: %s", name, exc)
-            continue
-        rows.extend(fn(quick))
-    return rows
+    return [*bench_demo_rows(quick), *bench_video_rows(quick), *bench_audio_rows(quick)]
 
 
 def suites(quick: bool) -> dict[str, Callable[[], list[dict]]]:

@@ -3,7 +3,6 @@
 - `DemoVideoCodec` (demo_video.py): causal 4x8x8 block DCT, 16 channels by default, Wan2.2's frame timeline.
 - `DemoAudioCodec` (demo_audio.py): 16 kHz log-mel (32 bands x 2 frames = 64 channels) + Griffin-Lim,
   512 samples per latent like MMAudio 16k.
-- `bench_demo_rows` (demo_bench.py): speed/memory rows for the bench command.
 
 A checkpoint names its codecs with `codec.to_config()` in its metadata; `demo_codec_from_config` rebuilds
 them.
@@ -14,12 +13,10 @@ from typing import Any
 
 from .base import AudioCodec, VideoCodec
 from .demo_audio import DemoAudioCodec, DemoAudioConfig
-from .demo_bench import bench_demo_rows
 from .demo_video import DemoVideoCodec, DemoVideoConfig
 
 __all__ = [
-    "DemoAudioCodec", "DemoAudioConfig", "DemoVideoCodec", "DemoVideoConfig", "bench_demo_rows",
-    "demo_codec_from_config",
+    "DemoAudioCodec", "DemoAudioConfig", "DemoVideoCodec", "DemoVideoConfig", "demo_codec_from_config",
 ]
 
 _BY_NAME: dict[str, type[DemoVideoCodec] | type[DemoAudioCodec]] = {

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..loading.bundle import load_pipeline
+from ..build import load_pipeline
 from ..metrics import AVPair, SyncConfig, SyncReport, evaluate_clips, to_json
 from ..model.conditioning import HarmonyDenoiser, stack
 from ..pipeline import HarmonyPipeline, Layout, Request

@@ -11,7 +11,7 @@ import pytest
 from harmony_core import budget
 from harmony_core.budget import GIB, MemoryBudgetError, MemoryPlan, check_budget
 from harmony_core.cli import main
-from harmony_core.loading.bundle import load_pipeline
+from harmony_core.build import load_pipeline
 from harmony_core.pipeline import Request
 
 

@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
+from harmony_core.bench.codec_demo import bench_demo_rows
 from harmony_core.codecs.demo import (
-    DemoAudioCodec, DemoAudioConfig, DemoVideoCodec, DemoVideoConfig, bench_demo_rows, demo_codec_from_config,
+    DemoAudioCodec, DemoAudioConfig, DemoVideoCodec, DemoVideoConfig, demo_codec_from_config,
 )
 from harmony_core.codecs.demo_video import GROUP_SIZE, coefficient_order
 

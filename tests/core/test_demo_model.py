@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harmony_core.loading.bundle import DEMO_CHECKPOINT, load_pipeline
+from harmony_core.build import DEMO_CHECKPOINT, load_pipeline
 from harmony_core.metrics import AVPair, evaluate_clips
 from harmony_core.train.ablate import EvalSettings, evaluate_pipeline, heldout_clips
 

@@ -100,8 +100,8 @@ def test_model_without_text_encoder_needs_embeddings():
 
 
 def test_cli_generate_writes_an_mp4_with_both_streams(tmp_path, monkeypatch):
-    import harmony_core.loading.bundle as bundle
-    monkeypatch.setattr(bundle, "DEMO_CHECKPOINT", tmp_path / "missing.safetensors")
+    import harmony_core.build as build
+    monkeypatch.setattr(build, "DEMO_CHECKPOINT", tmp_path / "missing.safetensors")
     out = tmp_path / "clips"
     out.mkdir()  # an existing folder: the clip is written inside it (a path without suffix gets ".mp4")
     code = main(["generate", "--out", str(out), "--steps", "2", "--frames", "17", "--width", "32", "--height",

@@ -83,7 +83,7 @@ def test_a_cancel_between_chunks_stops_encode_and_decode():
 
 
 def test_the_model_checks_for_a_cancel_before_every_layer():
-    from harmony_core.loading.bundle import load_pipeline
+    from harmony_core.build import load_pipeline
     from harmony_core.pipeline import Request
 
     pipe = load_pipeline(None)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from harmony_core.config import preset
-from harmony_core.loading.bundle import load_pipeline
+from harmony_core.build import load_pipeline
 from harmony_core.model.harmony import HarmonyModel
 from harmony_core.pipeline import HarmonyPipeline, Request
 from harmony_core.train.ablate import (HELDOUT_SEED, SWEEP_SEED, EvalSettings, generate_pairs, heldout_clips,

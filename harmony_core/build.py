@@ -1,4 +1,8 @@
-"""Model + codecs as one pipeline; the bundled demo model when no checkpoint is named."""
+"""The builder: a checkpoint (or the bundled demo model) + its codecs -> one HarmonyPipeline.
+
+The only module that knows model, codecs and loading together (DESIGN.md's layering): loading reads files,
+codecs/registry builds codecs from their configs, pipeline runs them.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,28 +11,28 @@ from pathlib import Path
 
 import torch
 
-from ..codecs.registry import build_audio_codec, build_video_codec
-from ..config import preset
-from ..model.harmony import HarmonyModel
-from .load import load_model
+from .codecs.registry import build_audio_codec, build_video_codec
+from .config import preset
+from .loading.load import load_model
+from .model.harmony import HarmonyModel
+from .pipeline import HarmonyPipeline
 
 log = logging.getLogger(__name__)
 
-DEMO_CHECKPOINT = Path(__file__).resolve().parents[1] / "assets" / "harmony_demo.safetensors"
+DEMO_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "harmony_demo.safetensors"
 
 
 def load_pipeline(model_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                   attention: str = "sdpa", dtype: torch.dtype | None = None,
                   video_codec_path: str | os.PathLike | None = None,
                   audio_vae_path: str | os.PathLike | None = None,
-                  vocoder_path: str | os.PathLike | None = None, allow_untrained: bool = False):
+                  vocoder_path: str | os.PathLike | None = None, allow_untrained: bool = False
+                  ) -> HarmonyPipeline:
     """A HarmonyPipeline for `model_path` (default: the bundled demo model).
 
     allow_untrained: when the bundled demo file is missing, fall back to the randomly initialised `demo`
     preset (for tests and first setup); it is logged loudly, never silent.
     """
-    from ..pipeline import HarmonyPipeline
-
     path = Path(model_path) if model_path is not None else DEMO_CHECKPOINT
     if path.is_file():
         model, report = load_model(path, attention=attention, dtype=dtype, device=device)
@@ -36,8 +40,9 @@ def load_pipeline(model_path: str | os.PathLike | None = None, device: str | tor
     elif model_path is None and allow_untrained:
         log.warning("the bundled demo model (%s) is not there: using the UNTRAINED demo preset; its clip "
                     "is noise, not a synchronized scene", path)
-        torch.manual_seed(0)
-        model = HarmonyModel(preset("demo"), attention).to(device).eval()
+        with torch.random.fork_rng(devices=[]):  # the same untrained weights every time, no global side effect
+            torch.manual_seed(0)
+            model = HarmonyModel(preset("demo"), attention).to(device).eval()
     else:
         raise FileNotFoundError(f"model file not found: {path}")
     codecs = model.cfg.codecs

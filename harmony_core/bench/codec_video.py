@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from ..bench.measure import measured, run_in_subprocess
-from .wan_codec import WanVideoCodec
-from .wan_tiling import TileSpec, tile_spans
-from .wan_vae import WanVAEConfig
+from ..codecs.wan_codec import WanVideoCodec
+from ..codecs.wan_tiling import TileSpec, tile_spans
+from ..codecs.wan_vae import WanVAEConfig
+from .measure import measured, run_in_subprocess
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def bench_wan_vae(height: int = 480, width: int = 832, seconds: float = 0.2, fps
     threads = threads or torch.get_num_threads()
     args = {"height": height, "width": width, "latent_frames": 1 + (frames - 1) // 4, "tiled": tiled,
             "tile": asdict(tile), "device": device, "dtype": dtype, "threads": threads}
-    result = run_in_subprocess("harmony_core.codecs.bench_video:_measure_decode", args)
+    result = run_in_subprocess("harmony_core.bench.codec_video:_measure_decode", args)
     media = frames / fps
     n_tiles = len(tile_spans(height // 16, tile.tile, tile.overlap)) * len(tile_spans(width // 16, tile.tile,
                                                                                         tile.overlap))
