@@ -13,8 +13,8 @@ import torch
 
 from .codecs.registry import build_audio_codec, build_video_codec
 from .config import preset
-from .loading.load import load_model
 from .model.harmony import HarmonyModel
+from .model.load import load_model
 from .pipeline import HarmonyPipeline
 
 log = logging.getLogger(__name__)

@@ -9,12 +9,13 @@ from comfy_api.latest import io
 from safetensors import SafetensorError
 
 from ..harmony_core.attention import AttentionUnavailable, resolve
+from ..harmony_core.build import load_pipeline
 from ..harmony_core.codecs.base import AudioCodec, VideoCodec
 from ..harmony_core.codecs.registry import REAL_AUDIO, REAL_VIDEO, build_audio_codec, build_video_codec
 from ..harmony_core.config import HarmonyConfig
-from ..harmony_core.loading import CheckpointError, load_model
-from ..harmony_core.build import load_pipeline
+from ..harmony_core.loading import CheckpointError
 from ..harmony_core.model.harmony import HarmonyModel
+from ..harmony_core.model.load import load_model
 from .adapters import model_patcher, paths
 from .types import HarmonyCodecs, HarmonyCodecsType
 from .validation import checked

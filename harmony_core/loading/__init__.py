@@ -1,5 +1,5 @@
-"""safetensors-only loading: key maps per source format, config detection, strict reports."""
+"""safetensors-only loading: key maps per source format, config detection, strict reports. It knows no model:
+`harmony_core.model.load` builds a HarmonyModel from what this package reads."""
 from .checkpoint import CheckpointError, LoadReport, read_header, save_checkpoint
-from .load import build_empty, load_model
 
-__all__ = ["CheckpointError", "LoadReport", "build_empty", "load_model", "read_header", "save_checkpoint"]
+__all__ = ["CheckpointError", "LoadReport", "read_header", "save_checkpoint"]

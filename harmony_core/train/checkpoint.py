@@ -80,7 +80,7 @@ def load_train_state(path: str | os.PathLike) -> TrainState:
         meta = dict(f.metadata() or {})
         if meta.get("format") != FORMAT or STATE_KEY not in meta:
             raise ValueError(f"{path} is not a training state (format {meta.get('format')!r}); model files "
-                             "are loaded with loading.load_model instead")
+                             "are loaded with model.load.load_model instead")
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     info = json.loads(meta[STATE_KEY])
     parts: dict[str, dict[str, torch.Tensor]] = {"model": {}, "ema": {}, "optim": {}}

@@ -6,8 +6,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harmony_core.config import preset
-from harmony_core.loading import CheckpointError, build_empty, load_model, read_header, save_checkpoint
+from harmony_core.loading import CheckpointError, read_header, save_checkpoint
 from harmony_core.model.harmony import HarmonyModel
+from harmony_core.model.load import build_empty, load_model
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from harmony_core.config import AudioConfig
-from harmony_core.loading import load_model
+from harmony_core.model.load import load_model
 
 TINY_AUDIO = AudioConfig(dim=32, ffn_dim=64, num_heads=2, text_dim=32, text_len=16, freq_dim=32,
                          transcript_dim=16, transcript_conv_layers=1)

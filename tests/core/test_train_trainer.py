@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from harmony_core.loading import load_model
+from harmony_core.model.load import load_model
 from harmony_core.train.cli import add_train_arguments, run_train
 from harmony_core.train.data import DataConfig
 from harmony_core.train.losses import LossConfig

@@ -1,4 +1,7 @@
-"""Build a HarmonyModel from a checkpoint: meta-device construction, strict assignment, one report."""
+"""Build a HarmonyModel from a checkpoint: meta-device construction, strict assignment, one report.
+
+The model side of loading: `harmony_core.loading` reads headers, key maps and configs (it knows no model);
+this module builds the model they describe and assigns the tensors."""
 from __future__ import annotations
 
 import logging
@@ -8,8 +11,8 @@ import torch
 from safetensors import safe_open
 
 from ..config import AudioConfig, HarmonyConfig
-from ..model.harmony import HarmonyModel
-from .checkpoint import CheckpointError, Header, LoadReport, config_of, read_header
+from ..loading.checkpoint import CheckpointError, Header, LoadReport, config_of, read_header
+from .harmony import HarmonyModel
 
 log = logging.getLogger(__name__)
 
