@@ -91,7 +91,7 @@ def _load_inputs(args: argparse.Namespace, pipe) -> dict:
         inputs["audio"] = _finite_audio(read_audio(args.audio, sr, mono=True)[0][0], args.audio)
     if args.ref_audio:
         inputs["ref_audio"] = _finite_audio(read_audio(args.ref_audio, sr, mono=True)[0][0], args.ref_audio)
-    grid = pipe.video_codec.spatial_stride * pipe.model.cfg.video.patch_size[1]
+    grid = pipe.grid
     d = pipe.model.cfg.defaults
     size = (args.height or d.height, args.width or d.width)
     if args.video:

@@ -9,7 +9,6 @@ neither, a mid-grey frame).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
@@ -18,6 +17,7 @@ import torch
 from . import timeline
 from .budget import FLOAT32, SAMPLER_LATENT_COPIES, SAMPLING_SLACK, MemoryPlan, decode_bytes, pixel_bytes
 from .codecs.base import AudioCodec, VideoCodec
+from .config import HarmonyConfig
 from .model.conditioning import Conditioning, HarmonyDenoiser
 from .model.harmony import HarmonyModel
 from .model.memory import forward_bytes
@@ -26,6 +26,7 @@ from .sampling import (
     AUDIO_DRIVEN,
     UNCOND,
     VIDEO_DRIVEN,
+    Callback,
     Guidance,
     SyncAnchors,
     SyncCFG,
@@ -42,8 +43,7 @@ from .threads import thread_budget
 log = logging.getLogger(__name__)
 
 MODES = ("joint", "audio_driven", "video_driven")
-MAX_SECONDS = 60.0
-Callback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+MAX_SECONDS = timeline.MAX_SECONDS
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,14 @@ class HarmonyPipeline:
         return {"num_frames": int(req.video.shape[1]), "height": int(req.video.shape[2]),
                 "width": int(req.video.shape[3])}
 
+    @property
+    def grid(self) -> int:
+        """Output width and height must be multiples of this (see `size_grid`)."""
+        return size_grid(self.model.cfg, self.video_codec)
+
     def layout(self, req: Request) -> Layout:
         cfg, vc = self.model.cfg, self.video_codec
-        grid = vc.spatial_stride * cfg.video.patch_size[1]
+        grid = self.grid
         for name, value in (("width", req.width), ("height", req.height)):
             if value % grid or value <= 0:
                 raise ValueError(f"{name} {value} must be a positive multiple of {grid} "
@@ -321,6 +326,11 @@ class HarmonyPipeline:
                             lay.width // s, generator=g)
         audio = torch.randn(req.batch, self.audio_codec.latent_channels, lay.audio_frames, generator=g)
         return video.to(self.device), audio.to(self.device)
+
+
+def size_grid(cfg: HarmonyConfig, video_codec: VideoCodec) -> int:
+    """Pixels a width or height must be a multiple of: the codec's spatial stride x the patch size."""
+    return video_codec.spatial_stride * cfg.video.patch_size[1]
 
 
 def _guidance(req: Request) -> Guidance:

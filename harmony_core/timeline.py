@@ -20,6 +20,7 @@ from fractions import Fraction
 import torch
 
 VIDEO_TEMPORAL_STRIDE = 4  # Wan2.2 VAE: 4 pixel frames per latent frame (after the first)
+MAX_SECONDS = 60.0  # the longest clip anything in the pack reads, generates or writes
 
 
 def latent_frames_for(num_frames: int, temporal_stride: int = VIDEO_TEMPORAL_STRIDE) -> int:

@@ -25,7 +25,7 @@ from ..harmony_core import timeline
 from ..harmony_core.codecs.base import AudioCodec, VideoCodec
 from ..harmony_core.config import preset
 from ..harmony_core.model.harmony import HarmonyModel
-from ..harmony_core.pipeline import HarmonyPipeline
+from ..harmony_core.pipeline import HarmonyPipeline, size_grid
 
 HarmonyCodecsType = io.Custom("HARMONY_CODECS")
 HarmonyAudioType = io.Custom("HARMONY_AUDIO")
@@ -68,7 +68,7 @@ class HarmonyCodecs:
     @property
     def grid(self) -> int:
         """Output width and height must be multiples of this (codec stride x patch size)."""
-        return self.video.spatial_stride * self.model.cfg.video.patch_size[1]
+        return size_grid(self.model.cfg, self.video)
 
     def pipeline(self, model: HarmonyModel, device: torch.device) -> HarmonyPipeline:
         """A pipeline of `model` with these codecs; raises naming `codecs` when they do not fit the model."""

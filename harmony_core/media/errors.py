@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..timeline import MAX_SECONDS  # the longest accepted clip, read and write
+
 MAX_SIDE = 4096        # pixels: the longest accepted frame side (a 4K DCI frame), read and write
-MAX_SECONDS = 60.0     # seconds: the longest accepted clip, read and write (a parameter everywhere)
 READABLE = "audio: wav, flac, mp3, m4a/aac, ogg/opus; video: mp4, mkv, webm, mov (any file FFmpeg decodes)"
 
 
