@@ -83,6 +83,7 @@ def _resolve_out(out: str) -> Path:
 
 
 def _load_inputs(args: argparse.Namespace, pipe) -> dict:
+    from . import timeline
     from .media import read_audio, read_video
 
     inputs = {}
@@ -98,7 +99,7 @@ def _load_inputs(args: argparse.Namespace, pipe) -> dict:
         frames, fps = read_video(args.video, size=size, grid=grid, as_float=True, min_frames=5,
                                  max_frames=args.frames)
         stride = pipe.video_codec.temporal_stride
-        usable = (frames.shape[0] - 1) // stride * stride + 1
+        usable = timeline.causal_frames_within(frames.shape[0], stride)
         if usable < frames.shape[0]:
             log.info("%s: using the first %d of %d frames (the video codec needs %d*k + 1 frames)",
                      args.video, usable, frames.shape[0], stride)

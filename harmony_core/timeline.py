@@ -33,6 +33,20 @@ def latent_frames_for(num_frames: int, temporal_stride: int = VIDEO_TEMPORAL_STR
     return (num_frames - 1) // temporal_stride + 1
 
 
+def causal_frames_within(num_frames: int, temporal_stride: int = VIDEO_TEMPORAL_STRIDE) -> int:
+    """The most frames of the form stride*k + 1 that `num_frames` (>= 1) frames hold: a driving clip is cut
+    to this length for a causal VAE."""
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    return (num_frames - 1) // temporal_stride * temporal_stride + 1
+
+
+def causal_frames_covering(seconds: Rate, fps: Rate, temporal_stride: int = VIDEO_TEMPORAL_STRIDE) -> int:
+    """The fewest frames of the form stride*k + 1 that last at least `seconds` at `fps` (at least 1)."""
+    needed = math.ceil(_as_seconds(seconds) * as_rate(fps, "fps"))
+    return 1 + temporal_stride * max(0, -(-(needed - 1) // temporal_stride))
+
+
 def pixel_frames_for(latent_frames: int, temporal_stride: int = VIDEO_TEMPORAL_STRIDE) -> int:
     """Latent frames -> pixel frames of a causal VAE (inverse of `latent_frames_for`)."""
     if latent_frames < 1:

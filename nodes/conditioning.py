@@ -271,7 +271,7 @@ class HarmonyVideoCondition(io.ComfyNode):
         check_grid(width, codecs.grid, f"{name} (width)")
         check_grid(height, codecs.grid, f"{name} (height)")
         stride = codecs.video.temporal_stride
-        used = (count - 1) // stride * stride + 1
+        used = timeline.causal_frames_within(count, stride)
         if used != count:
             log.warning(
                 "%s: %d frames trimmed to %d (the video codec takes %d*k+1 frames)", name, count, used, stride

@@ -10,7 +10,6 @@ tens of seconds on a CPU). `sec_per_media_sec` = decode seconds / (F / fps).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict
 from typing import Any
 
@@ -19,17 +18,12 @@ import torch
 from ..codecs.wan_codec import WanVideoCodec
 from ..codecs.wan_tiling import TileSpec, tile_spans
 from ..codecs.wan_vae import WanVAEConfig
+from ..timeline import causal_frames_covering, latent_frames_for
 from .measure import measured, run_in_subprocess
 
 logger = logging.getLogger(__name__)
 
 BENCH_TILE = TileSpec(tile=16, overlap=2, context=2)  # 256-px cores: 8 tiles at 480x832
-
-
-def frames_for_seconds(seconds: float, fps: float, temporal_stride: int = 4) -> int:
-    """Smallest causal frame count 1 + stride·k covering `seconds` at `fps` (at least 1 frame)."""
-    k = max(0, math.ceil((seconds * fps - 1) / temporal_stride - 1e-9))
-    return 1 + temporal_stride * k
 
 
 def _measure_decode(args: dict[str, Any]) -> dict[str, Any]:
@@ -52,9 +46,9 @@ def bench_wan_vae(height: int = 480, width: int = 832, seconds: float = 0.2, fps
     """
     if height % 16 or width % 16:
         raise ValueError(f"height and width must be multiples of 16, got {height}x{width}")
-    frames = frames_for_seconds(seconds, fps)
+    frames = causal_frames_covering(seconds, fps)
     threads = threads or torch.get_num_threads()
-    args = {"height": height, "width": width, "latent_frames": 1 + (frames - 1) // 4, "tiled": tiled,
+    args = {"height": height, "width": width, "latent_frames": latent_frames_for(frames), "tiled": tiled,
             "tile": asdict(tile), "device": device, "dtype": dtype, "threads": threads}
     result = run_in_subprocess("harmony_core.bench.codec_video:_measure_decode", args)
     media = frames / fps

@@ -182,3 +182,18 @@ def test_fit_audio_float_fps_matches_exact():
     a, _ = tl.fit_audio_to_video(wave, 44100, 97, 29.97)
     b, _ = tl.fit_audio_to_video(wave, 44100, 97, Fraction(30000, 1001))
     assert a.shape == b.shape == (1, math.ceil(Fraction(97 * 1001, 30000) * 44100))
+
+
+def test_causal_frame_counts_within_and_covering():
+    from harmony_core.timeline import causal_frames_covering, causal_frames_within
+
+    assert [causal_frames_within(n) for n in (1, 4, 5, 8, 9, 10, 81, 84)] == [1, 1, 5, 5, 9, 9, 81, 81]
+    assert causal_frames_within(7, 2) == 7 and causal_frames_within(8, 2) == 7
+    with pytest.raises(ValueError, match=">= 1"):
+        causal_frames_within(0)
+    # 3.24 s at 25 fps is 81 frames exactly; a hair more needs the next group of 4
+    assert causal_frames_covering("3.24", 25) == 81 and causal_frames_covering(3.25, 25) == 85
+    assert causal_frames_covering(0, 25) == 1 and causal_frames_covering(0.2, 25) == 5  # 5 frames = 0.2 s
+    for seconds in (0.5, 1, 2.02, 5.06):
+        n = causal_frames_covering(seconds, 24)
+        assert (n - 1) % 4 == 0 and n / 24 >= seconds > (n - 4) / 24 - 1e-9
