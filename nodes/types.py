@@ -26,6 +26,7 @@ from ..harmony_core.codecs.base import AudioCodec, VideoCodec
 from ..harmony_core.config import preset
 from ..harmony_core.model.harmony import HarmonyModel
 from ..harmony_core.pipeline import HarmonyPipeline, size_grid
+from .adapters import model_patcher
 
 HarmonyCodecsType = io.Custom("HARMONY_CODECS")
 HarmonyAudioType = io.Custom("HARMONY_AUDIO")
@@ -59,11 +60,11 @@ class HarmonyCodecs:
 
     @property
     def video(self) -> VideoCodec:
-        return self.patcher.model.video
+        return model_patcher.codecs_of(self.patcher)[0]
 
     @property
     def audio(self) -> AudioCodec:
-        return self.patcher.model.audio
+        return model_patcher.codecs_of(self.patcher)[1]
 
     @property
     def grid(self) -> int:

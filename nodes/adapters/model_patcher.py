@@ -46,6 +46,14 @@ class CodecModule(torch.nn.Module):
         return params[0].dtype if params else torch.float32
 
 
+def codecs_of(patcher: comfy.model_patcher.ModelPatcher) -> tuple[VideoCodec, AudioCodec]:
+    """The (video, audio) codecs a `codec_patcher` manages."""
+    module = patcher.model
+    if not isinstance(module, CodecModule):
+        raise ValueError(f"codecs: expected Harmony codecs (HarmonyCodecLoader), got {type(module).__name__}")
+    return module.video, module.audio
+
+
 def offload_device() -> torch.device:
     """Where loaded models wait while unused (ComfyUI's unet offload device, usually the CPU)."""
     return torch.device(mm.unet_offload_device())
