@@ -7,7 +7,7 @@ are imported only then. `WEB_DIRECTORY` serves the small frontend extension in w
 WEB_DIRECTORY = "./web"
 
 
-async def comfy_entrypoint():
+async def comfy_entrypoint():  # noqa: ANN201 (a typed return would import ComfyUI when the pack is imported)
     from .nodes import HarmonyExtension
 
     return HarmonyExtension()

@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
     from .metrics import SyncScore
+    from .pipeline import HarmonyPipeline, Request, Result
 
 log = logging.getLogger("harmony_core")
 
@@ -82,7 +86,7 @@ def _resolve_out(out: str) -> Path:
     return path
 
 
-def _load_inputs(args: argparse.Namespace, pipe) -> dict:
+def _load_inputs(args: argparse.Namespace, pipe: HarmonyPipeline) -> dict:
     from . import timeline
     from .media import read_audio, read_video
 
@@ -111,7 +115,7 @@ def _load_inputs(args: argparse.Namespace, pipe) -> dict:
     return inputs
 
 
-def _finite_audio(wave, path: str):
+def _finite_audio(wave: torch.Tensor, path: str) -> torch.Tensor:
     """Refuse a decoded wave [L] with NaN/Inf samples (a float wav can hold them; decoded video frames are
     uint8 and cannot), naming the file and the count."""
     import torch
@@ -123,13 +127,13 @@ def _finite_audio(wave, path: str):
     return wave
 
 
-def torch_frames(frames):
+def torch_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """[F, H, W, 3] float in [0, 1] -> [3, F, H, W] in [-1, 1]."""
     import torch
     return torch.as_tensor(frames).float().permute(3, 0, 1, 2) * 2 - 1
 
 
-def _generate(pipe, req, desc: str, quiet: bool):
+def _generate(pipe: HarmonyPipeline, req: Request, desc: str, quiet: bool) -> tuple[Result, float]:
     """(Result, seconds) of one pipeline run with a progress bar."""
     from tqdm import tqdm
 
@@ -212,7 +216,7 @@ def _take_path(out: Path, index: int) -> Path:
     return out / f"harmony_take{index}.mp4"
 
 
-def _score(result, take: int, seed: int) -> SyncScore | None:
+def _score(result: Result, take: int, seed: int) -> SyncScore | None:
     from .metrics import score_clip
 
     try:
@@ -222,21 +226,21 @@ def _score(result, take: int, seed: int) -> SyncScore | None:
         return None
 
 
-def _write_take(result, path: Path, seed: int, meta: dict) -> Path:
+def _write_take(result: Result, path: Path, seed: int, meta: dict) -> Path:
     from .media import write_mp4
 
     return write_mp4(path, result.frames[0], result.fps, result.wave[0][None], result.sample_rate,
                      metadata={**meta, "seed": str(seed)})
 
 
-def _settle(take: Take, result, out: Path, meta: dict, keep: bool) -> Take:
+def _settle(take: Take, result: Result, out: Path, meta: dict, keep: bool) -> Take:
     """A take that is not the best: written beside the best with --keep-all, else dropped."""
     if not keep:
         return take
     return replace(take, path=_write_take(result, _take_path(out, take.index), take.seed, meta))
 
 
-def _run_takes(args: argparse.Namespace, pipe, req, out: Path, meta: dict) -> int:
+def _run_takes(args: argparse.Namespace, pipe: HarmonyPipeline, req: Request, out: Path, meta: dict) -> int:
     """Generate args.takes takes (seed, seed + 1, ..., batch 1 each), keep the best by sync score.
 
     Only the best take so far is held in memory; with --keep-all every other take is written as soon as a

@@ -8,6 +8,7 @@ from fractions import Fraction
 
 import torch
 import torch.nn.functional as F
+
 from comfy_api.latest import io
 
 from ..harmony_core import timeline

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 import torch
-from comfy_api.latest import io
 from safetensors import SafetensorError
+
+from comfy_api.latest import io
 
 from ..harmony_core.attention import AttentionUnavailable, resolve
 from ..harmony_core.build import load_pipeline

@@ -6,6 +6,8 @@ node (HarmonyMux, HarmonySaveAV, core SaveVideo, ...) runs once per take and eac
 
 from __future__ import annotations
 
+import torch
+
 from comfy_api.latest import io, ui
 
 from ..harmony_core import timeline
@@ -102,7 +104,7 @@ class HarmonyMux(io.ComfyNode):
 
     @classmethod
     @checked
-    def execute(cls, images, audio: dict, fps: float) -> io.NodeOutput:
+    def execute(cls, images: torch.Tensor, audio: dict, fps: float) -> io.NodeOutput:
         return io.NodeOutput(media.make_video(images, audio, timeline.as_rate(fps, "fps")))
 
 
@@ -131,7 +133,7 @@ class HarmonySaveAV(io.ComfyNode):
 
     @classmethod
     @checked
-    def execute(cls, images, audio: dict, fps: float, filename_prefix: str) -> io.NodeOutput:
+    def execute(cls, images: torch.Tensor, audio: dict, fps: float, filename_prefix: str) -> io.NodeOutput:
         tags = save.metadata(cls.hidden.prompt, cls.hidden.extra_pnginfo)
         name, subfolder = save.save_mp4(images, audio, timeline.as_rate(fps, "fps"), filename_prefix, tags)
         saved = ui.SavedResult(name, subfolder, io.FolderType.output)

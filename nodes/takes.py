@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import torch
+
 from comfy_api.latest import io
 
 from ..harmony_core import timeline

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
+
 from comfy_api.latest import io
 
 from ..harmony_core import timeline

@@ -29,7 +29,8 @@ def _inputs(direction: str, scale: int, heads: int, seed: int = 0):
     return q, k, v, tv, ta
 
 
-def gathered(direction: str, q, k, v, tv: int, ta: int, a2v_margin: float = 0.5, v2a_margin: int = 1):
+def gathered(direction: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tv: int, ta: int,
+             a2v_margin: float = 0.5, v2a_margin: int = 1) -> torch.Tensor:
     """The model's path: windows gathered into a (B*Tv, window) batch."""
     sdpa = resolve("sdpa")
     if direction == "a2v":
@@ -56,7 +57,7 @@ def dense_mask(direction: str, tv: int, ta: int, a2v_margin: float = 0.5, v2a_ma
     return frame_mask.repeat_interleave(PER_FRAME, 1)                      # [Ta, Lv]
 
 
-def dense(direction: str, q, k, v, tv: int, ta: int):
+def dense(direction: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tv: int, ta: int) -> torch.Tensor:
     mask = dense_mask(direction, tv, ta)
     out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                          attn_mask=mask[None, None])

@@ -94,7 +94,7 @@ def bench_demo_rows(quick: bool, device: str | torch.device = "cpu") -> list[dic
         setting = f"{h}x{w} {frames} frames, {device.type}"
         t, peak = _measure(lambda: video.decode(latent), device, repeats)
         rows.append(_row(video.name, "decode " + setting, t, seconds, peak))
-        t, peak = _measure(lambda: video.encode(pixels), device, repeats)
+        t, peak = _measure(lambda: video.encode(pixels), device, repeats)  # noqa: F821 (pixels is bound)
         rows.append(_row(video.name, "encode " + setting, t, seconds, peak))
         del pixels, latent
     length = DEMO_AUDIO_LATENTS * audio.samples_per_latent

@@ -27,11 +27,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .base import AudioCodec
-from .bigvgan import (BIGVGAN_PRESETS, CHECKPOINT_PREFIXES, BigVGAN, BigVGANConfig,
-                      bigvgan_config_from_state_dict, fuse_weight_norm_keys)
-from .mel import MelConverter, mel_preset
 from ..loading.safetensors_io import read_safetensors
+from .base import AudioCodec
+from .bigvgan import (
+    BIGVGAN_PRESETS,
+    CHECKPOINT_PREFIXES,
+    BigVGAN,
+    BigVGANConfig,
+    bigvgan_config_from_state_dict,
+    fuse_weight_norm_keys,
+)
+from .mel import MelConverter, mel_preset
 from .mmaudio_loading import metadata_json, strip_prefix
 from .mmaudio_vae import VAE_PRESETS, MMAudioVAE, WeightNorm, vae_config_from_state_dict
 

@@ -4,11 +4,30 @@ events.py: per-frame motion energy / onset strength, event detection and a DeSyn
 lagcorr.py: lag correlation of the two signals; report.py: per-clip rows, bootstrap CIs and the
 shuffled-pair baseline for a set of clips; score.py: one clip's score, its text report and a plot.
 """
-from .events import (EventConfig, OffsetResult, audio_envelope, audio_onsets, detect_peaks, motion_energy,
-                     offset_error, onset_strength, visual_events)
+from .events import (
+                     EventConfig,
+                     OffsetResult,
+                     audio_envelope,
+                     audio_onsets,
+                     detect_peaks,
+                     motion_energy,
+                     offset_error,
+                     onset_strength,
+                     visual_events,
+)
 from .lagcorr import DEFAULT_MAX_LAG, LagCorrelation, clip_lag_correlation, lag_correlation, sync_signals
-from .report import (AVClip, AVPair, ClipRow, Stat, SyncConfig, SyncReport, derangement, evaluate_clips,
-                     format_table, to_json)
+from .report import (
+                     AVClip,
+                     AVPair,
+                     ClipRow,
+                     Stat,
+                     SyncConfig,
+                     SyncReport,
+                     derangement,
+                     evaluate_clips,
+                     format_table,
+                     to_json,
+)
 from .score import SyncScore, plot_sync, score_clip
 
 __all__ = [

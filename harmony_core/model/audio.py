@@ -33,7 +33,8 @@ class Stream(nn.Module):
         """e0 [B, L, 6, C] -> six [B, L, C] tensors (shift, scale, gate for attention then FFN)."""
         return (self.modulation.float() + e0.float()).unbind(2)
 
-    def qkv(self, x: torch.Tensor, mod: tuple[torch.Tensor, ...], rope: Rope | None):
+    def qkv(self, x: torch.Tensor, mod: tuple[torch.Tensor, ...], rope: Rope | None,
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = modulate(self.norm1(x), mod[0], mod[1])
         q = self.attn.project_q(h, rope)
         k, v = self.attn.project_kv(h, rope)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zlib
+
 import torch
 from torch import nn
 

@@ -18,7 +18,7 @@ import functools
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -187,7 +187,7 @@ def _floats(text: str) -> list[float]:
 def _train_cell(name: str, folder: Path, args: argparse.Namespace, snapshot_every: int) -> None:
     from .data import DataConfig
     from .losses import LossConfig
-    from .trainer import STATE_FILE, Trainer, TrainConfig
+    from .trainer import STATE_FILE, TrainConfig, Trainer
     interaction, tasks = CELLS[name]
     recipe = {k: v for k, v in (("lr", args.lr), ("ema", args.ema)) if v is not None}
     config = TrainConfig(interaction=interaction, steps=args.steps, seed=args.seed, save_every=snapshot_every,
@@ -242,9 +242,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sections(evaluate, cells: list[str], curve: list[int], steps: int, scales: list[float]):
-    from .ablate_report import steps_table, sweep_table, table3
+def _sections(evaluate: Callable[..., dict | None], cells: list[str], curve: list[int], steps: int,
+              scales: list[float]) -> list[tuple[str, str]]:
     from ..config import preset
+    from .ablate_report import steps_table, sweep_table, table3
     d = preset("demo").defaults
     rows = [("Ovi-style global, joint only", "", "", "", evaluate("global_joint", steps)),
             ("GLDI, joint only", "x", "", "", evaluate("gldi_joint", steps)),

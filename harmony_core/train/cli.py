@@ -14,7 +14,7 @@ import torch
 
 from .data import DataConfig
 from .losses import SCHEDULES, SIGMA_DISTRIBUTIONS, TASK_SETS, VIDEO_WEIGHTINGS, LossConfig
-from .trainer import Trainer, TrainConfig, init_distributed, stop_step
+from .trainer import TrainConfig, Trainer, init_distributed, stop_step
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -77,7 +78,8 @@ def frames_to_pixels(frames: torch.Tensor) -> torch.Tensor:
     return (x.float() * 2.0 - 1.0).permute(0, 4, 1, 2, 3).contiguous()  # [B, 3, F, H, W]
 
 
-def wave_to_latent_length(wave: torch.Tensor, audio_codec: AudioCodec, num_frames: int, fps) -> torch.Tensor:
+def wave_to_latent_length(wave: torch.Tensor, audio_codec: AudioCodec, num_frames: int,
+                          fps: Fraction | int | float | str) -> torch.Tensor:
     """Waves [B, L] -> [B, Ta * samples_per_latent], Ta = the audio latents covering the video
     (`timeline.audio_latents_for_frames`, as the pipeline lays out a generation)."""
     rate = timeline.audio_latent_rate(audio_codec.sample_rate, audio_codec.samples_per_latent)

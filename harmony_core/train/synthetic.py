@@ -21,10 +21,26 @@ import torch
 from torch.utils.data import Dataset
 
 from ..timeline import latent_frames_for
-from .synthetic_audio import (COLOUR_PITCH_WORD, SHAPE_TIMBRE, VOWEL_FORMANTS, Syllable, finish_wave,
-                              impact_sound, syllable_envelope, voice_sound)
-from .synthetic_scenes import (BACKGROUNDS, FACE_COLOURS, FLOORS, OBJECT_COLOURS, SHAPES, BouncingObject,
-                               render_impact, render_speaker)
+from .synthetic_audio import (
+    COLOUR_PITCH_WORD,
+    SHAPE_TIMBRE,
+    VOWEL_FORMANTS,
+    Syllable,
+    finish_wave,
+    impact_sound,
+    syllable_envelope,
+    voice_sound,
+)
+from .synthetic_scenes import (
+    BACKGROUNDS,
+    FACE_COLOURS,
+    FLOORS,
+    OBJECT_COLOURS,
+    SHAPES,
+    BouncingObject,
+    render_impact,
+    render_speaker,
+)
 
 KINDS = ("impact", "speaker")
 CONSONANTS = "bdgklmnpst"

@@ -37,8 +37,15 @@ from ..model.text_encoder import tokenize
 from ..model.transcript import encode_transcripts
 from .checkpoint import TrainState, load_train_state, save_train_state
 from .data import DataConfig, LatentBatch, SyntheticLatents
-from .losses import (LossConfig, NoisyInputs, draw_rows, flow_loss, make_inputs, pixel_channel_weights,
-                     reference_crops)
+from .losses import (
+    LossConfig,
+    NoisyInputs,
+    draw_rows,
+    flow_loss,
+    make_inputs,
+    pixel_channel_weights,
+    reference_crops,
+)
 
 log = logging.getLogger(__name__)
 

@@ -57,7 +57,7 @@ def main() -> None:
                 mp4 = next(f for f in output_files(entry) if f["filename"].endswith(".mp4"))
                 clip = server.download(mp4, work / f"{path.stem}.mp4")
                 thumbnail = write_thumbnail(clip, path.with_suffix(".jpg"))
-                print(f"{path.name}: ran in {time.monotonic() - start:.1f} s, thumbnail {thumbnail.name}")
+                print(f"{path.name}: ran in {time.monotonic() - start:.1f} s, thumbnail {thumbnail.name}")  # noqa: T201
         finally:
             server.stop()
 
