@@ -120,11 +120,9 @@ def _finite_audio(wave: torch.Tensor, path: str) -> torch.Tensor:
     uint8 and cannot), naming the file and the count."""
     import torch
 
-    bad = int((~torch.isfinite(torch.as_tensor(wave))).sum())
-    if bad:
-        raise ValueError(f"{path}: {bad} of {len(wave)} audio samples are NaN or infinite; the file is corrupt, "
-                         "re-export it")
-    return wave
+    from .checks import require_finite
+
+    return require_finite(torch.as_tensor(wave), path, "audio samples", "the file is corrupt, re-export it")
 
 
 def torch_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:

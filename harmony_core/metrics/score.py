@@ -14,6 +14,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from ..checks import require_finite
 from .events import as_frames, as_mono, frame_time
 from .lagcorr import DEFAULT_MAX_LAG, lag_correlation, sync_signals
 
@@ -94,10 +95,8 @@ def _check_inputs(frames: torch.Tensor | np.ndarray, fps: Fraction | float, wave
                          f"(lags -1..1 must leave 3 frames to correlate): generate or pass a longer clip")
     mono = as_mono(wave)
     for name, x in (("frames", video), ("wave", mono)):
-        bad = int((~torch.isfinite(x)).sum())
-        if bad:
-            raise ValueError(f"{name} hold {bad} NaN/Inf value(s) of {x.numel()}: the clip is corrupt; "
-                             f"replace them (e.g. torch.nan_to_num) or regenerate it")
+        require_finite(x, name, "values", "the clip is corrupt; replace them (e.g. torch.nan_to_num) or "
+                       "regenerate it")
     return video, rate, mono
 
 

@@ -18,6 +18,7 @@ import comfy.model_management as mm
 from comfy_api.latest import InputImpl, Types
 
 from ...harmony_core import timeline
+from ...harmony_core.checks import require_finite
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,8 @@ CROP_MODES = ("center", "resize")
 
 def check_finite(x: torch.Tensor, input_name: str, unit: str) -> torch.Tensor:
     """Refuse media with NaN/Inf values (a corrupt file or a broken upstream node), naming the count."""
-    if not bool(torch.isfinite(x).all()):
-        bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(
-            f"{input_name}: {bad} of {x.numel()} {unit} are NaN or infinite; the media is corrupt or an upstream "
-            "node failed. Re-export the file (or fix the node that made it) and load it again"
-        )
-    return x
+    return require_finite(x, input_name, unit, "the media is corrupt or an upstream node failed. Re-export the "
+                          "file (or fix the node that made it) and load it again")
 
 
 def audio_parts(audio: object, input_name: str) -> tuple[torch.Tensor, int]:
