@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .config import MAX_TAKES, SEED_MAX
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -49,8 +51,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 # generate
 # ------------------------------------------------------------------------------------------------
-SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes -2**63..2**64-1 (negative s aliases s + 2**64)
-MAX_TAKES = 20
 
 
 def _check_generate_args(args: argparse.Namespace) -> Path:

@@ -107,6 +107,10 @@ class TextEncoderConfig:
     heads: int = 4
 
 
+SEED_MAX = 2**64 - 1  # torch.Generator.manual_seed takes -2**63..2**64-1 (negative s aliases s + 2**64)
+MAX_TAKES = 20  # takes generated one after another and ranked by sync (CLI --takes, HarmonyBestOfTakes)
+
+
 @dataclass(frozen=True)
 class GenerationDefaults:
     """What a checkpoint generates unless told otherwise (stored with it). Guidance defaults are the

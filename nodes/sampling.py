@@ -17,6 +17,7 @@ from comfy_api.latest import io
 
 from ..harmony_core import timeline
 from ..harmony_core.budget import check_budget
+from ..harmony_core.config import SEED_MAX
 from ..harmony_core.model.harmony import HarmonyModel
 from ..harmony_core.pipeline import MAX_SECONDS, MODES, HarmonyPipeline, Request
 from ..harmony_core.sampling import SOLVERS
@@ -244,7 +245,7 @@ def _sampling_inputs() -> list:
             "seed",
             default=0,
             min=0,
-            max=0xFFFFFFFFFFFFFFFF,
+            max=SEED_MAX,
             control_after_generate=True,
             tooltip="Noise seed; takes of a batch differ from each other.",
         ),

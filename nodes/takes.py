@@ -10,7 +10,6 @@ is that of one take), with one progress bar over takes x steps and a cancel poin
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -19,6 +18,7 @@ import torch
 from comfy_api.latest import io
 
 from ..harmony_core import timeline
+from ..harmony_core.config import MAX_TAKES, SEED_MAX
 from ..harmony_core.metrics import DEFAULT_MAX_LAG, SyncScore, plot_sync, score_clip
 from .adapters import media
 from .adapters.progress import SamplingProgress
@@ -29,8 +29,28 @@ from .validation import checked
 
 log = logging.getLogger(__name__)
 
-SEED_SPACE = 1 << 64  # the seed widget's range; take i uses (seed + i) mod 2**64
-MAX_TAKES = 20
+
+@dataclass(frozen=True, eq=False)
+class Clip:
+    """A clip as the metrics read it: frames [F, H, W, 3] in [0, 1] on the CPU, mono wave [L], rates."""
+
+    frames: torch.Tensor
+    fps: Fraction
+    wave: torch.Tensor
+    sample_rate: int
+
+    @classmethod
+    def of(cls, images: torch.Tensor, audio: dict, fps: Fraction) -> Clip:
+        """From IMAGE [F, H, W, C] and AUDIO (checked, mixed to mono at its own rate)."""
+        _, rate = media.audio_parts(audio, "audio")
+        return cls(images[..., :3].float().cpu(), fps, media.audio_to_mono(audio, rate), rate)
+
+    def score(self, max_lag: int = DEFAULT_MAX_LAG) -> SyncScore:
+        return score_clip(self.frames, self.fps, self.wave, self.sample_rate, max_lag=max_lag)
+
+    def plot(self) -> torch.Tensor:
+        """IMAGE [1, H, W, 3]: motion energy vs onset strength over the clip."""
+        return plot_sync(self.frames, self.fps, self.wave, self.sample_rate)[None]
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,20 +59,8 @@ class Take:
     seed: int
     images: torch.Tensor  # IMAGE [F, H, W, 3]
     audio: dict  # AUDIO
+    clip: Clip  # what was scored (and is plotted for the best take)
     score: SyncScore
-
-
-def score_media(images: torch.Tensor, audio: dict, fps: Fraction, max_lag: int) -> SyncScore:
-    """SyncScore of IMAGE frames [F, H, W, 3] and an AUDIO at `fps`."""
-    _, rate = media.audio_parts(audio, "audio")
-    wave = media.audio_to_mono(audio, rate)  # [L]
-    return score_clip(images[..., :3].float().cpu(), fps, wave, rate, max_lag=max_lag)
-
-
-def plot_media(images: torch.Tensor, audio: dict, fps: Fraction) -> torch.Tensor:
-    """IMAGE [1, H, W, 3]: motion energy vs onset strength over the clip."""
-    _, rate = media.audio_parts(audio, "audio")
-    return plot_sync(images[..., :3].float().cpu(), fps, media.audio_to_mono(audio, rate), rate)[None]
 
 
 def takes_table(ranked: list[Take], fps: Fraction) -> str:
@@ -64,11 +72,6 @@ def takes_table(ranked: list[Take], fps: Fraction) -> str:
         lines.append(f"{rank:>4}  {take.index + 1:>4}  {take.seed:<20}  {take.score.score:6.3f}  "
                      f"{take.score.best_lag_frames:+d} fr ({lag_ms:+.0f} ms)")
     return "\n".join(lines)
-
-
-def _rank_key(take: Take) -> tuple[bool, float]:
-    """Best score first; a take without a finite score last."""
-    return not math.isfinite(take.score.score), -take.score.score
 
 
 class HarmonySyncScore(io.ComfyNode):
@@ -103,12 +106,12 @@ class HarmonySyncScore(io.ComfyNode):
     @checked
     def execute(cls, fps: float, max_lag: int, video: object = None, images: torch.Tensor | None = None,
                 audio: dict | None = None) -> io.NodeOutput:
-        images, audio, rate = _clip(video, images, audio, fps)
         try:
-            score = score_media(images, audio, rate, max_lag)
+            clip = Clip.of(*_clip(video, images, audio, fps))
+            score = clip.score(max_lag)
         except ValueError as err:
             raise ValueError(f"HarmonySyncScore: {err}") from err
-        return io.NodeOutput(score.score, score.best_lag_seconds, score.report(), plot_media(images, audio, rate))
+        return io.NodeOutput(score.score, score.best_lag_seconds, score.report(), clip.plot())
 
 
 def _clip(video: object, images: torch.Tensor | None, audio: dict | None,
@@ -162,14 +165,15 @@ class HarmonyBestOfTakes(io.ComfyNode):
         done = []
         for index in range(takes):
             progress.start_take(index)
-            seed = (request.seed + index) % SEED_SPACE
+            seed = (request.seed + index) % (SEED_MAX + 1)  # the seed widget's range, wrapped
             video, audio, layout = sample(pipeline, replace(request, seed=seed), progress)
             images, sounds = as_media(pipeline.decode(video, audio, layout))
-            score = score_media(images[0], sounds[0], layout.fps, max_lag=DEFAULT_MAX_LAG)
+            clip = Clip.of(images[0], sounds[0], layout.fps)
+            score = clip.score()
             log.info("HarmonyBestOfTakes: take %d/%d (seed %d) scored %.3f", index + 1, takes, seed, score.score)
-            done.append(Take(index, seed, images[0], sounds[0], score))
-        ranked = sorted(done, key=_rank_key)
+            done.append(Take(index, seed, images[0], sounds[0], clip, score))
+        ranked = sorted(done, key=lambda take: -take.score.score)  # scores are finite: score_clip checks
         best = ranked[0]
         return io.NodeOutput(best.images, best.audio, float(layout.fps), [t.images for t in ranked],
                              [t.audio for t in ranked], takes_table(ranked, layout.fps),
-                             plot_media(best.images, best.audio, layout.fps))
+                             best.clip.plot())
