@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..codecs.mmaudio_codec import MMAudioCodec
+from ..codecs.mmaudio.codec import MMAudioCodec
 from .measure import measured, run_in_subprocess
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ..codecs.demo_audio import DemoAudioCodec
-from ..codecs.demo_video import DemoVideoCodec
+from ..codecs.demo.audio import DemoAudioCodec
+from ..codecs.demo.video import DemoVideoCodec
 
 logger = logging.getLogger(__name__)
 

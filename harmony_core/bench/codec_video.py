@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from ..codecs.wan_codec import WanVideoCodec
-from ..codecs.wan_tiling import TileSpec, tile_spans
-from ..codecs.wan_vae import WanVAEConfig
+from ..codecs.wan.codec import WanVideoCodec
+from ..codecs.wan.tiling import TileSpec, tile_spans
+from ..codecs.wan.vae import WanVAEConfig
 from ..timeline import causal_frames_covering, latent_frames_for
 from .measure import measured, run_in_subprocess
 

@@ -25,7 +25,7 @@ def build_video_codec(spec: Any, path: str | os.PathLike | None = None) -> Video
         if path is None:
             raise ValueError("this model decodes video with the Wan2.2 VAE: give its file (Wan2.2_VAE as "
                              ".safetensors, e.g. models/vae/wan2.2_vae.safetensors)")
-        from .wan_codec import WanVideoCodec
+        from .wan.codec import WanVideoCodec
         return WanVideoCodec.load(path)
     raise ValueError(f"unknown video codec {spec!r}; accepted: a demo codec config or one of {REAL_VIDEO}")
 
@@ -42,6 +42,6 @@ def build_audio_codec(spec: Any, vae_path: str | os.PathLike | None = None,
         if vae_path is None or vocoder_path is None:
             raise ValueError(f"this model uses the {spec} audio codec: give the MMAudio VAE and the BigVGAN "
                              "vocoder files (.safetensors)")
-        from .mmaudio_codec import MMAudioCodec
+        from .mmaudio.codec import MMAudioCodec
         return MMAudioCodec.load(vae_path, vocoder_path, mode=spec.split("-")[1])
     raise ValueError(f"unknown audio codec {spec!r}; accepted: a demo codec config or one of {REAL_AUDIO}")

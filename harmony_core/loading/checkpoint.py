@@ -17,15 +17,12 @@ from ..config import AudioConfig, HarmonyConfig
 from . import keymaps
 from .detect import config_for_wan
 from .safetensors_io import safetensors_path, write_safetensors
+from .strict import CheckpointError, KeyReport, strip_shared_prefix
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
 CONFIG_KEY = "harmony_config"
-
-
-class CheckpointError(ValueError):
-    """A file that is not what it should be; the message names the file and the offending keys."""
 
 
 @dataclass(frozen=True)
@@ -44,25 +41,15 @@ class LoadReport:
     format: str
     config: HarmonyConfig
     loaded: int
-    missing: tuple[str, ...] = ()
-    unexpected: tuple[str, ...] = ()
-    mismatched: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...] = ()
+    keys: KeyReport = field(default=KeyReport())
     initialised: tuple[str, ...] = field(default=())   # model parts the file does not provide (fresh init)
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return self.keys.ok
 
     def describe(self, limit: int = 8) -> str:
-        parts = []
-        for label, items in (("missing", self.missing), ("unexpected", self.unexpected)):
-            if items:
-                more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
-                parts.append(f"{len(items)} {label}: {', '.join(items[:limit])}{more}")
-        if self.mismatched:
-            shown = "; ".join(f"{k} expects {list(w)} but the file has {list(g)}" for k, w, g in self.mismatched[:limit])
-            parts.append(f"{len(self.mismatched)} misshaped: {shown}")
-        return " | ".join(parts) or "all keys matched"
+        return self.keys.describe(limit)
 
 
 def read_header(path: str | os.PathLike) -> Header:
@@ -79,7 +66,7 @@ def read_header(path: str | os.PathLike) -> Header:
             dtypes = {k: s.get_dtype() for k, s in raw.items()}
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    prefix, stripped = keymaps.strip_wrapper(list(shapes))
+    prefix, stripped = strip_shared_prefix(list(shapes), keymaps.WRAPPER_PREFIXES)
     rename = dict(zip(shapes, stripped))
     try:
         keymap = keymaps.detect(stripped)

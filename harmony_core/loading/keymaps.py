@@ -31,14 +31,6 @@ WAN22 = KeyMap("wan2.2", "plain Wan2.2-TI2V DiT: video tower only (the paper's i
 FORMATS = {k.name: k for k in (HARMONY, WAN22)}
 
 
-def strip_wrapper(keys: list[str]) -> tuple[str, list[str]]:
-    """Remove one wrapper prefix shared by all keys (e.g. ComfyUI's); returns (prefix, keys)."""
-    for prefix in WRAPPER_PREFIXES:
-        if keys and all(k.startswith(prefix) for k in keys):
-            return prefix, [k[len(prefix):] for k in keys]
-    return "", keys
-
-
 def detect(keys: list[str]) -> KeyMap:
     """Which format a (wrapper-stripped) key list is in; ValueError naming what was expected."""
     if any(k.startswith("video.") for k in keys):

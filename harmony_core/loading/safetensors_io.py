@@ -1,9 +1,11 @@
 """The one way weights files are opened: safetensors only, never a pickle."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -48,3 +50,16 @@ def write_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def metadata_json(metadata: Mapping[str, str], key: str) -> dict | None:
+    """JSON object stored under `key` in safetensors metadata, or None when absent."""
+    if key not in metadata:
+        return None
+    try:
+        value = json.loads(metadata[key])
+    except json.JSONDecodeError as e:
+        raise ValueError(f"safetensors metadata {key!r} is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise ValueError(f"safetensors metadata {key!r} must be a JSON object, got {type(value).__name__}")
+    return value

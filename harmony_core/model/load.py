@@ -12,6 +12,7 @@ from safetensors import safe_open
 
 from ..config import AudioConfig, HarmonyConfig
 from ..loading.checkpoint import CheckpointError, Header, LoadReport, config_of, read_header
+from ..loading.strict import compare_shapes, require_fit
 from .harmony import HarmonyModel
 
 log = logging.getLogger(__name__)
@@ -21,16 +22,6 @@ def build_empty(cfg: HarmonyConfig, attention: str = "sdpa") -> HarmonyModel:
     """A model whose parameters live on the meta device (no memory)."""
     with torch.device("meta"):
         return HarmonyModel(cfg, attention)
-
-
-def compare(model: torch.nn.Module, shapes: dict[str, tuple[int, ...]], parts: tuple[str, ...],
-            ) -> tuple[tuple[str, ...], tuple[str, ...], tuple]:
-    """(missing, unexpected, mismatched) of a file's shapes against a model, within `parts`."""
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.split(".", 1)[0] in parts}
-    missing = tuple(sorted(set(want) - set(shapes)))
-    unexpected = tuple(sorted(set(shapes) - set(want)))
-    mismatched = tuple((k, want[k], shapes[k]) for k in sorted(set(want) & set(shapes)) if want[k] != shapes[k])
-    return missing, unexpected, mismatched
 
 
 def load_model(path: str | os.PathLike, attention: str = "sdpa", dtype: torch.dtype | None = None,
@@ -44,12 +35,10 @@ def load_model(path: str | os.PathLike, attention: str = "sdpa", dtype: torch.dt
     model = build_empty(cfg, attention)
     parts = header.keymap.parts
     shapes = {header.keymap.apply(k): v for k, v in header.shapes.items()}
-    missing, unexpected, mismatched = compare(model, shapes, parts)
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.split(".", 1)[0] in parts}
     fresh = tuple(p for p in ("video", "audio", "interaction") if p not in parts)
-    report = LoadReport(str(header.path), header.keymap.name, cfg, len(shapes), missing, unexpected, mismatched, fresh)
-    if not report.ok:
-        raise CheckpointError(f"{header.path} ({header.keymap.description}) does not fit the model: "
-                              f"{report.describe()}")
+    report = LoadReport(str(header.path), header.keymap.name, cfg, len(shapes), compare_shapes(want, shapes), fresh)
+    require_fit(report.keys, f"{header.path} ({header.keymap.description})", "the model")
     _assign(model, header, device, dtype)
     if fresh:
         model.rebuild_parts(fresh, device=device, dtype=dtype)

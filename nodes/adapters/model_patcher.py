@@ -81,7 +81,7 @@ def video_codec_from_vae(vae: object) -> VideoCodec:
     get_sd = getattr(vae, "get_sd", None)
     if get_sd is None:
         raise ValueError(f"vae: expected a VAE from a core loader (Load VAE), got {type(vae).__name__}")
-    from ...harmony_core.codecs.wan_codec import WanVideoCodec  # only real models need the Wan2.2 VAE code
+    from ...harmony_core.codecs.wan.codec import WanVideoCodec  # only real models need the Wan2.2 VAE code
 
     try:
         return WanVideoCodec.from_state_dict(get_sd())

@@ -20,7 +20,7 @@ from comfy_api.latest import ComfyAPISync
 
 from ...harmony_core import cancel
 from ...harmony_core.codecs.base import VideoCodec, module_device_dtype
-from ...harmony_core.codecs.demo_video import DemoVideoCodec
+from ...harmony_core.codecs.demo.video import DemoVideoCodec
 
 
 def register_cancel() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 CORE = Path(__file__).resolve().parents[2] / "harmony_core"
 
 LAYERS = [
-    {"config", "timeline", "cancel", "budget", "threads", "checks"},  # base: plain data, arithmetic, hooks
+    {"config", "timeline", "cancel", "budget", "threads", "checks", "passes"},  # base: plain data, arithmetic, hooks
     {"attention", "loading", "media", "metrics", "sampling"},  # kernels, file formats, media I/O, metrics,
     # the sampler over a denoiser callable (it knows no model)
     {"model", "codecs"},

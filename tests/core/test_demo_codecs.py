@@ -10,7 +10,7 @@ from harmony_core.bench.codec_demo import bench_demo_rows
 from harmony_core.codecs.demo import (
     DemoAudioCodec, DemoAudioConfig, DemoVideoCodec, DemoVideoConfig, demo_codec_from_config,
 )
-from harmony_core.codecs.demo_video import GROUP_SIZE, coefficient_order
+from harmony_core.codecs.demo.video import GROUP_SIZE, coefficient_order
 
 SR = 16_000
 

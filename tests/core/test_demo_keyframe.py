@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harmony_core.codecs.demo import DemoVideoCodec, DemoVideoConfig, demo_codec_from_config
-from harmony_core.codecs.demo_video import coefficient_order
+from harmony_core.codecs.demo.video import coefficient_order
 from harmony_core.config import preset
 from harmony_core.metrics import AVPair, evaluate_clips
 from harmony_core.train.ablate import heldout_clips

@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from harmony_core.codecs.base import AudioCodec
-from harmony_core.codecs.mmaudio_codec import MMAudioCodec
-from harmony_core.codecs.mmaudio_loading import WeightsMismatchError
+from harmony_core.codecs.mmaudio.codec import MMAudioCodec
+from harmony_core.loading import WeightsMismatchError
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harmony_core.codecs.bigvgan import (BIGVGAN_V1_16K, BIGVGAN_V2_44K_512X, BigVGAN, BigVGANConfig,
+from harmony_core.codecs.mmaudio.bigvgan import (BIGVGAN_V1_16K, BIGVGAN_V2_44K_512X, BigVGAN, BigVGANConfig,
                                          bigvgan_config_from_state_dict, fuse_weight_norm_keys)
-from harmony_core.codecs.bigvgan_layers import kaiser_sinc_filter1d
-from harmony_core.codecs.mmaudio_loading import WeightsMismatchError
+from harmony_core.codecs.mmaudio.bigvgan_layers import kaiser_sinc_filter1d
+from harmony_core.loading import WeightsMismatchError
 
 LAYOUTS = ["weights_legacy_wn", "weights_parametrized", "weights_fused"]
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harmony_core.codecs.mel import MEL_16K, MEL_44K, MelConverter, mel_preset
+from harmony_core.codecs.mmaudio.mel import MEL_16K, MEL_44K, MelConverter, mel_preset
 
 CASES = [("16k", "mmaudio_mel16k"), ("44k", "mmaudio_mel44k")]
 

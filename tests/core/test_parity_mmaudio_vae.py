@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from harmony_core.codecs.mmaudio_loading import WeightsMismatchError
-from harmony_core.codecs.mmaudio_vae import (VAE_16K, VAE_44K, MMAudioVAE, VAEConfig,
+from harmony_core.loading import WeightsMismatchError
+from harmony_core.codecs.mmaudio.vae import (VAE_16K, VAE_44K, MMAudioVAE, VAEConfig,
                                              vae_config_from_state_dict)
 
 ATOL = 1e-4

@@ -9,9 +9,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from harmony_core.codecs.wan_codec import (WAN22_LATENT_MEAN, WAN22_LATENT_STD, WanVideoCodec, detect_config,
+from harmony_core.codecs.wan.codec import (WAN22_LATENT_MEAN, WAN22_LATENT_STD, WanVideoCodec, detect_config,
                                            strip_prefix)
-from harmony_core.codecs.wan_vae import WanVAE, WanVAEConfig
+from harmony_core.codecs.wan.vae import WanVAE, WanVAEConfig
 
 TOL = dict(atol=1e-4, rtol=1e-4)
 SMALL = WanVAEConfig(dim=4, dec_dim=4, z_dim=8, dim_mult=(1, 2, 2), num_res_blocks=1,
@@ -108,9 +108,9 @@ def test_load_reports_missing_unexpected_and_misshaped(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as err:
         WanVideoCodec.load(path)
     msg = str(err.value)
-    assert "missing (1): ['decoder.head.2.bias']" in msg
-    assert "unexpected (1): ['decoder.extra.weight']" in msg
-    assert "decoder.middle.1.proj.weight: file (2, 2, 1, 1)" in msg
+    assert str(path) in msg and "missing (1): decoder.head.2.bias;" in msg
+    assert "unexpected (1): decoder.extra.weight;" in msg
+    assert "misshaped (1): decoder.middle.1.proj.weight (2, 2, 1, 1) (expected" in msg
 
 
 def test_load_round_trip_and_rejections(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from harmony_core import cancel
-from harmony_core.codecs.demo_video import DemoVideoCodec, DemoVideoConfig
-from harmony_core.codecs.wan_codec import WanVideoCodec
-from harmony_core.codecs.wan_vae import WanVAEConfig
+from harmony_core.codecs.demo.video import DemoVideoCodec, DemoVideoConfig
+from harmony_core.codecs.wan.codec import WanVideoCodec
+from harmony_core.codecs.wan.vae import WanVAEConfig
 
 SMALL_WAN = WanVAEConfig(dim=4, dec_dim=4, z_dim=8, dim_mult=(1, 2, 2), num_res_blocks=1,
                          temperal_downsample=(False, True))

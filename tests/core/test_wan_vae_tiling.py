@@ -1,4 +1,4 @@
-"""Tiled Wan2.2 VAE decode (harmony_core/codecs/wan_tiling.py) against the untiled decode.
+"""Tiled Wan2.2 VAE decode (harmony_core/codecs/wan/tiling.py) against the untiled decode.
 
 "Away from seams": a pixel whose latent cell lies at least `local_receptive_radius` cells from every crop edge
 that is not a frame edge, for every tile covering it. The local (tiled) stage's output there cannot see the
@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harmony_core.codecs.wan_codec import WanVideoCodec
-from harmony_core.codecs.wan_tiling import TileSpec, decode_tiled, local_receptive_radius, tile_spans
-from harmony_core.codecs.wan_vae import WanVAEConfig
+from harmony_core.codecs.wan.codec import WanVideoCodec
+from harmony_core.codecs.wan.tiling import TileSpec, decode_tiled, local_receptive_radius, tile_spans
+from harmony_core.codecs.wan.vae import WanVAEConfig
 
 TOL = dict(atol=1e-4, rtol=1e-4)
 SMALL = WanVAEConfig(dim=4, dec_dim=4, z_dim=8, dim_mult=(1, 2, 2), num_res_blocks=1,

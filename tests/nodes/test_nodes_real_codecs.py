@@ -17,8 +17,8 @@ media = pack_module("nodes.media")
 config = pack_module("harmony_core.config")
 harmony = pack_module("harmony_core.model.harmony")
 checkpoint = pack_module("harmony_core.loading.checkpoint")
-mmaudio = pack_module("harmony_core.codecs.mmaudio_codec")
-wan_vae = pack_module("harmony_core.codecs.wan_vae")
+mmaudio = pack_module("harmony_core.codecs.mmaudio.codec")
+wan_vae = pack_module("harmony_core.codecs.wan.vae")
 
 
 def write_models(models) -> None:

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import cancel
-from .wan_vae import PATCH, FeatureCache, WanVAE, WanVAEConfig, unpatchify
+from ... import cancel
+from .vae import PATCH, FeatureCache, WanVAE, WanVAEConfig, unpatchify
 
 Span = tuple[int, int]  # [a, b) in latent cells
 

@@ -20,8 +20,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .mmaudio_loading import load_strict
-from .mmaudio_vae_layers import AttnBlock1D, Downsample1D, MPConv1D, ResnetBlock1D, Upsample1D, mp_silu
+from ...loading.strict import load_strict
+from .vae_layers import AttnBlock1D, Downsample1D, MPConv1D, ResnetBlock1D, Upsample1D, mp_silu
 
 logger = logging.getLogger(__name__)
 

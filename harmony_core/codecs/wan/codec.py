@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 
-from ..loading.safetensors_io import read_safetensors
-from ..timeline import latent_frames_for
-from .base import VideoCodec
-from .wan_tiling import TileSpec, decode_tiled
-from .wan_vae import PATCH, WanVAE, WanVAEConfig, patchify
+from ...loading.safetensors_io import read_safetensors
+from ...loading.strict import load_strict, select_prefix
+from ...timeline import latent_frames_for
+from ..base import VideoCodec
+from .tiling import TileSpec, decode_tiled
+from .vae import PATCH, WanVAE, WanVAEConfig, patchify
 
 logger = logging.getLogger(__name__)
 
@@ -38,20 +39,17 @@ WAN22_LATENT_STD = (
 # "vae." / "first_stage_model." are ComfyUI-style bundles. When a prefix is found, only its keys are used.
 KEY_PREFIXES = ("", "vae.", "first_stage_model.")
 _PROBE_KEY = "encoder.conv1.weight"
-_MAX_LISTED = 8
 
 
 def strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Return the VAE's keys with their packaging prefix (one of `KEY_PREFIXES`) removed."""
-    for prefix in KEY_PREFIXES:
-        if prefix + _PROBE_KEY in sd:
-            kept = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-            if prefix:
-                logger.info("Wan VAE keys found under prefix %r (%d of %d keys used)",
-                            prefix, len(kept), len(sd))
-            return kept
-    raise ValueError(f"not a Wan2.2 VAE state dict: no '{_PROBE_KEY}' under any accepted prefix "
-                     f"{KEY_PREFIXES}; first keys: {sorted(sd)[:5]}")
+    try:
+        prefix, kept = select_prefix(sd, KEY_PREFIXES, _PROBE_KEY)
+    except ValueError as err:
+        raise ValueError(f"not a Wan2.2 VAE state dict: {err}") from err
+    if prefix:
+        logger.info("Wan VAE keys found under prefix %r (%d of %d keys used)", prefix, len(kept), len(sd))
+    return kept
 
 
 def _count(sd: Mapping[str, torch.Tensor], pattern: str) -> int:
@@ -82,21 +80,6 @@ def detect_config(sd: Mapping[str, torch.Tensor]) -> WanVAEConfig:
                             temperal_downsample=temporal)
     except (KeyError, IndexError) as err:
         raise ValueError(f"cannot detect the Wan2.2 VAE size: missing or odd key {err}") from err
-
-
-def check_state_dict(sd: Mapping[str, torch.Tensor], config: WanVAEConfig) -> None:
-    """Raise one ValueError naming every missing, unexpected and misshaped key."""
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in WanVAE(config).state_dict().items()}
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
-    misshaped = [f"{k}: file {tuple(sd[k].shape)} vs model {expected[k]}"
-                 for k in sorted(set(sd) & set(expected)) if tuple(sd[k].shape) != expected[k]]
-    problems = [f"{name} ({len(keys)}): {keys[:_MAX_LISTED]}{' ...' if len(keys) > _MAX_LISTED else ''}"
-                for name, keys in (("missing", missing), ("unexpected", unexpected), ("misshaped", misshaped))
-                if keys]
-    if problems:
-        raise ValueError(f"state dict does not match the Wan2.2 VAE {config}: " + "; ".join(problems))
 
 
 def _latent_scale(z_dim: int, mean: torch.Tensor | None,
@@ -138,14 +121,13 @@ class WanVideoCodec(VideoCodec):
 
     @classmethod
     def from_state_dict(cls, sd: Mapping[str, torch.Tensor], mean: torch.Tensor | None = None,
-                        std: torch.Tensor | None = None) -> WanVideoCodec:
+                        std: torch.Tensor | None = None, source: str = "Wan2.2 VAE state dict") -> WanVideoCodec:
         """Build from a reference (optionally prefixed) state dict; the size is read from the shapes."""
         sd = strip_prefix(sd)
         config = detect_config(sd)
-        check_state_dict(sd, config)
         with torch.device("meta"):
             vae = WanVAE(config)
-        vae.load_state_dict(sd, strict=True, assign=True)
+        load_strict(vae, sd, source, assign=True)
         dtype = next(iter(sd.values())).dtype
         logger.info("loaded Wan2.2 VAE %s (%s)", config, dtype)
         return cls(vae, mean, std).to(dtype)
@@ -153,7 +135,7 @@ class WanVideoCodec(VideoCodec):
     @classmethod
     def load(cls, path: str | Path) -> WanVideoCodec:
         """Load a `.safetensors` file holding a Wan2.2 VAE state dict (never unpickles)."""
-        return cls.from_state_dict(read_safetensors(path, "Wan2.2 VAE")[0])
+        return cls.from_state_dict(read_safetensors(path, "Wan2.2 VAE")[0], source=str(path))
 
     @classmethod
     def random(cls, config: WanVAEConfig = WanVAEConfig(), seed: int = 0) -> WanVideoCodec:

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 import torchaudio
 
-from .base import AudioCodec
-from .demo_video import config_fields_from_dict
+from ..base import AudioCodec
+from .video import config_fields_from_dict
 
 SAMPLE_RATE = 16_000
 N_FFT = 1024

@@ -40,9 +40,9 @@ from typing import Any
 import torch
 from einops import rearrange
 
-from ..timeline import VIDEO_TEMPORAL_STRIDE, latent_frames_for, pixel_frames_for
-from . import demo_keyframe as keyframe
-from .base import VideoCodec
+from ...timeline import VIDEO_TEMPORAL_STRIDE, latent_frames_for, pixel_frames_for
+from ..base import VideoCodec
+from . import keyframe
 
 SPATIAL_STRIDE = 8
 TEMPORAL_STRIDE = VIDEO_TEMPORAL_STRIDE

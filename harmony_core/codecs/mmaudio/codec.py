@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..loading.safetensors_io import read_safetensors
-from .base import AudioCodec
+from ...loading.safetensors_io import metadata_json, read_safetensors
+from ...loading.strict import strip_prefix
+from ..base import AudioCodec
 from .bigvgan import (
     BIGVGAN_PRESETS,
     CHECKPOINT_PREFIXES,
@@ -38,8 +39,7 @@ from .bigvgan import (
     fuse_weight_norm_keys,
 )
 from .mel import MelConverter, mel_preset
-from .mmaudio_loading import metadata_json, strip_prefix
-from .mmaudio_vae import VAE_PRESETS, MMAudioVAE, WeightNorm, vae_config_from_state_dict
+from .vae import VAE_PRESETS, MMAudioVAE, WeightNorm, vae_config_from_state_dict
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Light demo codecs for the bundled demo model: fixed transforms, no learned weights, fast on CPU.
 
-- `DemoVideoCodec` (demo_video.py): causal 4x8x8 block DCT, 16 channels by default, Wan2.2's frame timeline.
-- `DemoAudioCodec` (demo_audio.py): 16 kHz log-mel (32 bands x 2 frames = 64 channels) + Griffin-Lim,
+- `DemoVideoCodec` (video.py): causal 4x8x8 block DCT, 16 channels by default, Wan2.2's frame timeline.
+- `DemoAudioCodec` (audio.py): 16 kHz log-mel (32 bands x 2 frames = 64 channels) + Griffin-Lim,
   512 samples per latent like MMAudio 16k.
 
 A checkpoint names its codecs with `codec.to_config()` in its metadata; `demo_codec_from_config` rebuilds
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import AudioCodec, VideoCodec
-from .demo_audio import DemoAudioCodec, DemoAudioConfig
-from .demo_video import DemoVideoCodec, DemoVideoConfig
+from ..base import AudioCodec, VideoCodec
+from .audio import DemoAudioCodec, DemoAudioConfig
+from .video import DemoVideoCodec, DemoVideoConfig
 
 __all__ = [
     "DemoAudioCodec", "DemoAudioConfig", "DemoVideoCodec", "DemoVideoConfig", "demo_codec_from_config",

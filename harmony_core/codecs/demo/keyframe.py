@@ -1,4 +1,4 @@
-"""The "keyframe" temporal basis of the demo video codec (see `demo_video.py` for the whole transform).
+"""The "keyframe" temporal basis of the demo video codec (see `video.py` for the whole transform).
 
 Per 8x8 cell and per kept (colour, u, v) spatial coefficient, latent frame i carries
 - t = 0: the coefficient of pixel frame 4i alone (the keyframe); pixel frames 4i-3 .. 4i-1 start from the
@@ -14,7 +14,7 @@ import math
 import torch
 from einops import rearrange
 
-from ..timeline import VIDEO_TEMPORAL_STRIDE
+from ...timeline import VIDEO_TEMPORAL_STRIDE
 
 CELL = 8
 INNER = VIDEO_TEMPORAL_STRIDE - 1  # frames strictly between two keyframes (3)

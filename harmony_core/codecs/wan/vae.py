@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .. import cancel
+from ... import cancel
 
 CACHE_FRAMES = 2  # frames a k=3 causal conv carries over from earlier chunks (reference CACHE_T)
 PATCH = 2  # pixel patchify factor along H and W (3 -> 12 channels)

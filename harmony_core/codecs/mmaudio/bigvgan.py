@@ -22,8 +22,8 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import nn
 
+from ...loading.strict import load_strict, strip_prefix
 from .bigvgan_layers import AMPBlock1, AMPBlock2, make_activation
-from .mmaudio_loading import load_strict, strip_prefix
 
 logger = logging.getLogger(__name__)
 
