@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,13 +23,20 @@ log = logging.getLogger(__name__)
 DEMO_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "harmony_demo.safetensors"
 
 
-def load_pipeline(model_path: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                  attention: str = "sdpa", dtype: torch.dtype | None = None,
-                  video_codec_path: str | os.PathLike | None = None,
-                  audio_vae_path: str | os.PathLike | None = None,
-                  vocoder_path: str | os.PathLike | None = None, allow_untrained: bool = False
-                  ) -> HarmonyPipeline:
-    """A HarmonyPipeline for `model_path` (default: the bundled demo model).
+@dataclass(frozen=True)
+class CodecFiles:
+    """The codec files a real checkpoint needs (the demo model needs none): the Wan2.2 VAE, and the audio
+    codec's VAE and vocoder (.safetensors each)."""
+
+    video_vae: str | os.PathLike | None = None
+    audio_vae: str | os.PathLike | None = None
+    vocoder: str | os.PathLike | None = None
+
+
+def load_pipeline(model_path: str | os.PathLike | None = None, files: CodecFiles = CodecFiles(),
+                  device: str | torch.device = "cpu", attention: str = "sdpa", dtype: torch.dtype | None = None,
+                  allow_untrained: bool = False) -> HarmonyPipeline:
+    """A HarmonyPipeline for `model_path` (default: the bundled demo model) with the codecs its config names.
 
     allow_untrained: when the bundled demo file is missing, fall back to the randomly initialised `demo`
     preset (for tests and first setup); it is logged loudly, never silent.
@@ -46,6 +54,6 @@ def load_pipeline(model_path: str | os.PathLike | None = None, device: str | tor
     else:
         raise FileNotFoundError(f"model file not found: {path}")
     codecs = model.cfg.codecs
-    video = build_video_codec(codecs.get("video"), video_codec_path).to(device)
-    audio = build_audio_codec(codecs.get("audio"), audio_vae_path, vocoder_path).to(device)
+    video = build_video_codec(codecs.get("video"), files.video_vae).to(device)
+    audio = build_audio_codec(codecs.get("audio"), files.audio_vae, files.vocoder).to(device)
     return HarmonyPipeline(model, video, audio, device)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from .metrics import SyncScore
     from .pipeline import HarmonyPipeline, Request, Result
+    from .sampling import Guidance
 
 log = logging.getLogger("harmony_core")
 
@@ -141,29 +142,46 @@ def _generate(pipe: HarmonyPipeline, req: Request, desc: str, quiet: bool) -> tu
     return result, time.perf_counter() - start
 
 
+GUIDANCE_FLAGS = {  # flag (dashes for underscores) -> what it sets; one name per knob: Guidance.<sync|text>.<rest>
+    "sync_video_scale": "SyncCFG video scale: motion follows the audio (1 = off)",
+    "sync_audio_scale": "SyncCFG audio scale: sounds follow the motion (1 = off)",
+    "sync_start": "SyncCFG starts at this fraction of the steps",
+    "sync_end": "SyncCFG ends at this fraction of the steps",
+    "text_video_scale": "text CFG on the video (1 = off; needs --negative or an empty negative)",
+    "text_audio_scale": "text CFG on the audio (1 = off)",
+}
+
+
+def _guidance(args: argparse.Namespace, default: Guidance) -> Guidance:
+    """The checkpoint's guidance for the mode with the flags the user gave (`--sync-video-scale` sets
+    `guidance.sync.video_scale`, `--text-audio-scale` sets `guidance.text.audio_scale`, ...)."""
+    given = {k: getattr(args, k) for k in GUIDANCE_FLAGS if getattr(args, k) is not None}
+    sync = {k.removeprefix("sync_"): v for k, v in given.items() if k.startswith("sync_")}
+    text = {k.removeprefix("text_"): v for k, v in given.items() if k.startswith("text_")}
+    return replace(default, sync=replace(default.sync, **sync), text=replace(default.text, **text))
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .budget import available_memory, check_budget
-    from .build import load_pipeline
+    from .build import CodecFiles, load_pipeline
     from .media import write_mp4
-    from .pipeline import Request
+    from .request import Media, Request, Sampling, default_guidance
 
     out = _check_generate_args(args)
-    pipe = load_pipeline(args.model, device=args.device, attention=args.attention,
-                         video_codec_path=args.video_vae, audio_vae_path=args.audio_vae,
-                         vocoder_path=args.vocoder, allow_untrained=args.allow_untrained)
+    pipe = load_pipeline(args.model, CodecFiles(args.video_vae, args.audio_vae, args.vocoder), device=args.device,
+                         attention=args.attention, allow_untrained=args.allow_untrained)
     inputs = _load_inputs(args, pipe)
     mode = args.mode or ("audio_driven" if args.audio else "video_driven" if args.video else "joint")
-    req = Request(prompt=args.prompt, audio_prompt=args.audio_prompt, transcript=args.transcript,
-                  negative_prompt=args.negative, mode=mode, num_frames=args.frames if not args.video else None,
-                  width=args.width, height=args.height, fps=inputs.pop("fps", args.fps), steps=args.steps,
-                  shift=args.shift, solver=args.solver, sync_video=args.sync_video, sync_audio=args.sync_audio,
-                  sync_start=args.sync_start, sync_end=args.sync_end, text_video=args.cfg_video,
-                  text_audio=args.cfg_audio, seed=args.seed, batch=args.batch, **inputs)
+    req = Request(mode=mode, prompt=args.prompt, audio_prompt=args.audio_prompt, transcript=args.transcript,
+                  negative_prompt=args.negative, num_frames=args.frames if not args.video else None,
+                  width=args.width, height=args.height, fps=inputs.pop("fps", args.fps), media=Media(**inputs),
+                  sampling=Sampling(args.steps, args.shift, args.solver, args.seed, args.batch),
+                  guidance=_guidance(args, default_guidance(pipe.model.cfg.defaults, mode)))
     req = pipe.resolve(req)
     if args.takes > 1:
         _check_scorable(req.num_frames)
     if not args.skip_memory_check:  # takes run one after another: one take's memory
-        plan = pipe.memory_plan(replace(req, batch=1) if args.takes > 1 else req,
+        plan = pipe.memory_plan(req.with_batch(1) if args.takes > 1 else req,
                                 next(pipe.model.parameters()).element_size())
         check_budget(plan, available_memory(pipe.device),
                      "use a smaller --width/--height, fewer --frames or a smaller --batch (or --skip-memory-check "
@@ -250,7 +268,7 @@ def _run_takes(args: argparse.Namespace, pipe: HarmonyPipeline, req: Request, ou
     try:
         for i in range(1, args.takes + 1):
             seed = args.seed + i - 1
-            result, elapsed = _generate(pipe, replace(req, seed=seed, batch=1), f"take {i}/{args.takes}",
+            result, elapsed = _generate(pipe, req.with_seed(seed).with_batch(1), f"take {i}/{args.takes}",
                                         args.quiet)
             take = Take(i, seed, _score(result, i, seed))
             log.info("take %d/%d (seed %d) in %.1f s: %s", i, args.takes, seed, elapsed,
@@ -321,20 +339,19 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help="video caption (what is seen)")
     p.add_argument("--audio-prompt", default=None, help="audio caption (how it sounds); default: the prompt")
     p.add_argument("--transcript", default="", help="words to speak")
-    p.add_argument("--negative", default="", help="negative prompt (used when --cfg-* > 1)")
+    p.add_argument("--negative", default="", help="negative prompt (used when --text-*-scale > 1)")
     p.add_argument("--mode", choices=["joint", "audio_driven", "video_driven"],
                    help="default: audio_driven with --audio, video_driven with --video, else joint")
     p.add_argument("--audio", help="driving audio file (audio-driven video)")
     p.add_argument("--video", help="driving video file (video-driven audio)")
     p.add_argument("--image", help="reference image (first frame)")
     p.add_argument("--ref-audio", help="reference voice clip (1-3 s)")
-    for name, kind in (("frames", int), ("width", int), ("height", int), ("steps", int), ("shift", float),
-                       ("sync-video", float), ("sync-audio", float), ("cfg-video", float), ("cfg-audio", float)):
+    for name, kind in (("frames", int), ("width", int), ("height", int), ("steps", int), ("shift", float)):
         p.add_argument(f"--{name}", type=kind, default=None, help=f"{name} (default: the model's)")
+    for name, what in GUIDANCE_FLAGS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, help=f"{what} (default: the model's)")
     p.add_argument("--fps", default=None, help="frame rate, e.g. 25 or 30000/1001 (default: the model's)")
     p.add_argument("--solver", choices=["euler", "dpmpp_2m"], default=None)
-    p.add_argument("--sync-start", type=float, default=0.0, help="SyncCFG start (fraction of the schedule)")
-    p.add_argument("--sync-end", type=float, default=1.0, help="SyncCFG end (fraction of the schedule)")
     p.add_argument("--seed", type=int, default=0, help=f"noise seed, 0..{SEED_MAX}")
     p.add_argument("--batch", type=int, default=1, help="takes to generate in one pass (all are written)")
     p.add_argument("--takes", type=int, default=1,

@@ -123,12 +123,21 @@ class GenerationDefaults:
     steps: int = 40
     shift: float = 5.0
     solver: str = "euler"
-    sync_video: float = 3.0
-    sync_audio: float = 2.0
-    text_video: float = 1.0
-    text_audio: float = 1.0
-    driven_sync_video: float | None = None  # audio-driven mode's SyncCFG video scale (None: sync_video)
-    driven_sync_audio: float | None = None  # video-driven mode's SyncCFG audio scale (None: sync_audio)
+    sync_video_scale: float = 3.0
+    sync_audio_scale: float = 2.0
+    text_video_scale: float = 1.0
+    text_audio_scale: float = 1.0
+    driven_sync_video_scale: float | None = None  # audio-driven mode's SyncCFG video scale (None: sync_video_scale)
+    driven_sync_audio_scale: float | None = None  # video-driven mode's SyncCFG audio scale (None: sync_audio_scale)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GenerationDefaults:
+        """Reads checkpoints written before the knobs got one name each (`sync_video` -> `sync_video_scale`)."""
+        renamed = {k + "_scale" if k in _LEGACY_DEFAULTS else k: v for k, v in d.items()}
+        return _sub(cls, renamed)
+
+
+_LEGACY_DEFAULTS = ("sync_video", "sync_audio", "text_video", "text_audio", "driven_sync_video", "driven_sync_audio")
 
 
 @dataclass(frozen=True)
@@ -183,7 +192,7 @@ class HarmonyConfig:
             interaction=_sub(InteractionConfig, d.get("interaction", {})),
             codecs=dict(d.get("codecs", {})),
             text_encoder=None if d.get("text_encoder") is None else _sub(TextEncoderConfig, d["text_encoder"]),
-            defaults=_sub(GenerationDefaults, d.get("defaults", {})),
+            defaults=GenerationDefaults.from_dict(d.get("defaults", {})),
         ).validate()
 
     @classmethod
@@ -259,8 +268,8 @@ def _demo() -> HarmonyConfig:
                 "audio": {"name": "demo_audio", "n_mels": 32, "griffin_lim_iters": 64}},
         text_encoder=TextEncoderConfig(buckets=2048, dim=64, max_len=24, layers=1, heads=4),
         defaults=GenerationDefaults(fps="25", width=64, height=64, num_frames=81, steps=24, shift=5.0,
-                                    sync_video=1.0, sync_audio=1.5,
-                                    driven_sync_video=2.0, driven_sync_audio=1.0),
+                                    sync_video_scale=1.0, sync_audio_scale=1.5,
+                                    driven_sync_video_scale=2.0, driven_sync_audio_scale=1.0),
     )
 
 

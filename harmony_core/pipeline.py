@@ -22,15 +22,14 @@ from .model.conditioning import Conditioning, HarmonyDenoiser
 from .model.harmony import HarmonyModel
 from .model.memory import forward_bytes
 from .model.transcript import encode_transcripts
+from .request import MODES, Captions, Media, Request, Sampling, resolve_defaults
 from .sampling import (
     AUDIO_DRIVEN,
     UNCOND,
     VIDEO_DRIVEN,
     Callback,
-    Guidance,
+    ModeSpec,
     SyncAnchors,
-    SyncCFG,
-    TextCFG,
     audio_driven,
     flow_sigmas,
     joint,
@@ -40,55 +39,12 @@ from .sampling import (
 )
 from .threads import thread_budget
 
+__all__ = ["MAX_SECONDS", "MODES", "Captions", "HarmonyPipeline", "Layout", "Media", "Request", "Result", "Sampling",
+           "size_grid"]
+
 log = logging.getLogger(__name__)
 
-MODES = ("joint", "audio_driven", "video_driven")
 MAX_SECONDS = timeline.MAX_SECONDS
-
-
-@dataclass(frozen=True)
-class Request:
-    """What to generate. None means "the checkpoint's default" (HarmonyConfig.defaults).
-
-    image [3, H, W] in [-1, 1] (reference / first frame); audio [L] mono at the audio codec's rate
-    (audio_driven); video [3, F, H, W] in [-1, 1] (video_driven); ref_audio [L] (voice reference).
-    Each may instead be given already encoded (*_latent fields); a latent wins over raw media.
-    video_context / audio_context: precomputed caption embeddings [1 or B, L, D] (e.g. umT5 from ComfyUI)
-    for models without their own text encoder; negative_* likewise for text CFG.
-    """
-
-    prompt: str = ""
-    audio_prompt: str | None = None
-    transcript: str = ""
-    negative_prompt: str = ""
-    mode: str = "joint"
-    num_frames: int | None = None
-    width: int | None = None
-    height: int | None = None
-    fps: str | None = None
-    steps: int | None = None
-    shift: float | None = None
-    solver: str | None = None
-    sync_video: float | None = None
-    sync_audio: float | None = None
-    sync_start: float = 0.0
-    sync_end: float = 1.0
-    text_video: float | None = None
-    text_audio: float | None = None
-    seed: int = 0
-    batch: int = 1
-    image: torch.Tensor | None = None
-    audio: torch.Tensor | None = None
-    video: torch.Tensor | None = None
-    ref_audio: torch.Tensor | None = None
-    image_latent: torch.Tensor | None = None      # clean latents instead of raw media (e.g. from a node)
-    audio_latent: torch.Tensor | None = None      # [1, Ca, Ta'] driving audio (audio_driven)
-    video_latent: torch.Tensor | None = None      # [1, Cv, Tv, h, w] driving video (video_driven)
-    ref_audio_latent: torch.Tensor | None = None  # [1, Ca, Tr]
-    video_context: torch.Tensor | None = None
-    audio_context: torch.Tensor | None = None
-    negative_video_context: torch.Tensor | None = None
-    negative_audio_context: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -126,23 +82,15 @@ class HarmonyPipeline:
     # -- request resolution ------------------------------------------------------------------------
     def resolve(self, req: Request) -> Request:
         """Fill defaults from the checkpoint and validate everything before any heavy work."""
-        d = self.model.cfg.defaults
-        defaults = {k: getattr(d, k) for k in ("num_frames", "width", "height", "fps", "steps", "shift",
-                                               "solver", "sync_video", "sync_audio", "text_video",
-                                               "text_audio")}
-        if req.mode == "audio_driven" and d.driven_sync_video is not None:
-            defaults["sync_video"] = d.driven_sync_video    # the only scale that mode uses
-        if req.mode == "video_driven" and d.driven_sync_audio is not None:
-            defaults["sync_audio"] = d.driven_sync_audio
-        req = replace(req, **{k: v for k, v in defaults.items() if getattr(req, k) is None})
+        req = resolve_defaults(req, self.model.cfg.defaults)
         if req.mode not in MODES:
             raise ValueError(f"mode {req.mode!r} is not one of {MODES}")
-        if req.mode == "audio_driven" and req.audio is None and req.audio_latent is None:
+        if req.mode == "audio_driven" and not req.media.has_audio:
             raise ValueError("mode 'audio_driven' needs a driving audio track (connect audio / pass --audio)")
-        if req.mode == "video_driven" and req.video is None and req.video_latent is None:
+        if req.mode == "video_driven" and not req.media.has_video:
             raise ValueError("mode 'video_driven' needs driving video frames (connect video / pass --video)")
         if req.mode == "video_driven":
-            req = replace(req, **self._driving_video_size(req))
+            req = replace(req, **self._driving_video_size(req.media))
         if not 1 <= req.batch <= 16:
             raise ValueError(f"batch {req.batch} outside 1..16")
         if req.steps < 1:
@@ -150,14 +98,14 @@ class HarmonyPipeline:
         self.layout(req)
         return req
 
-    def _driving_video_size(self, req: Request) -> dict[str, int]:
-        if req.video_latent is not None:
-            tv, h, w = req.video_latent.shape[2:]
+    def _driving_video_size(self, media: Media) -> dict[str, int]:
+        if media.video_latent is not None:
+            tv, h, w = media.video_latent.shape[2:]
             s = self.video_codec.spatial_stride
             return {"num_frames": timeline.pixel_frames_for(tv, self.video_codec.temporal_stride),
                     "height": h * s, "width": w * s}
-        return {"num_frames": int(req.video.shape[1]), "height": int(req.video.shape[2]),
-                "width": int(req.video.shape[3])}
+        return {"num_frames": int(media.video.shape[1]), "height": int(media.video.shape[2]),
+                "width": int(media.video.shape[3])}
 
     @property
     def grid(self) -> int:
@@ -166,24 +114,19 @@ class HarmonyPipeline:
 
     def layout(self, req: Request) -> Layout:
         cfg, vc = self.model.cfg, self.video_codec
-        grid = self.grid
-        for name, value in (("width", req.width), ("height", req.height)):
-            if value % grid or value <= 0:
-                raise ValueError(f"{name} {value} must be a positive multiple of {grid} "
-                                 f"(codec stride {vc.spatial_stride} x patch {cfg.video.patch_size[1]})")
         fps = timeline.as_rate(req.fps, "fps")
+        check_clip_size(req.width, req.height, req.num_frames, fps, self.grid, vc.temporal_stride)
         tv = timeline.latent_frames_for(req.num_frames, vc.temporal_stride)
-        seconds = float(timeline.frames_duration(req.num_frames, fps))
-        if seconds > MAX_SECONDS or tv > cfg.video.rope_max_len:
-            raise ValueError(f"{req.num_frames} frames at {fps} fps is {seconds:.1f} s; at most {MAX_SECONDS:.0f} s")
+        if tv > cfg.video.rope_max_len:
+            raise ValueError(f"frames: {req.num_frames} frames need {tv} latent frames; this model has RoPE "
+                             f"positions for {cfg.video.rope_max_len}")
         rate = timeline.audio_latent_rate(self.audio_codec.sample_rate, self.audio_codec.samples_per_latent)
         ta = timeline.audio_latents_for_frames(req.num_frames, fps, rate)
         return Layout(req.num_frames, req.height, req.width, fps, tv, ta)
 
     # -- conditioning --------------------------------------------------------------------------------
     def _contexts(self, req: Request, negative: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        given = (req.negative_video_context, req.negative_audio_context) if negative else (
-            req.video_context, req.audio_context)
+        given = req.captions.pair(negative)
         if given[0] is not None and given[1] is not None:
             return tuple(t.to(self.device).float().expand(req.batch, -1, -1) for t in given)
         enc = self.model.text_encoder
@@ -199,9 +142,10 @@ class HarmonyPipeline:
     def conditioning(self, req: Request, negative: bool = False) -> Conditioning:
         video_ctx, audio_ctx = self._contexts(req, negative)
         words = encode_transcripts(["" if negative else req.transcript] * req.batch).to(self.device)
-        ref = None if req.ref_audio_latent is None else req.ref_audio_latent.to(self.device).expand(req.batch, -1, -1)
-        if ref is None and req.ref_audio is not None:
-            wave = _pad_to_latents(req.ref_audio.float().reshape(1, -1), self.audio_codec.samples_per_latent)
+        media = req.media
+        ref = None if media.ref_audio_latent is None else media.ref_audio_latent.to(self.device).expand(req.batch, -1, -1)
+        if ref is None and media.ref_audio is not None:
+            wave = _pad_to_latents(media.ref_audio.float().reshape(1, -1), self.audio_codec.samples_per_latent)
             with torch.no_grad():
                 ref = self.audio_codec.encode(wave.to(self.device)).expand(req.batch, -1, -1)
         return Conditioning(video_ctx, audio_ctx, words, ref)
@@ -221,7 +165,7 @@ class HarmonyPipeline:
             notes: list[str] = []
             with torch.no_grad():
                 mode, static_image = self._mode(req, lay, notes)
-                guidance = _guidance(req)
+                guidance = req.guidance
                 passes = {p for step in plan_passes(guidance, mode, req.steps) for p in step}
                 if passes & {AUDIO_DRIVEN, VIDEO_DRIVEN}:
                     guidance = replace(guidance, anchors=self._anchors(lay, static_image))
@@ -229,8 +173,9 @@ class HarmonyPipeline:
                 negative = self.conditioning(req, negative=True) if UNCOND in passes else None
                 denoiser = HarmonyDenoiser(self.model, positive, negative)
                 noise_v, noise_a = self._noise(req, lay)
-                video, audio = sample(denoiser, noise_v, noise_a, mode, guidance,
-                                      flow_sigmas(req.steps, req.shift), solver=req.solver, callback=callback)
+                s = req.sampling
+                video, audio = sample(denoiser, noise_v, noise_a, mode, guidance, flow_sigmas(s.steps, s.shift),
+                                      solver=s.solver, callback=callback)
             return video, audio, lay, notes
 
     def memory_required(self, req: Request, element_size: int) -> int:
@@ -238,16 +183,16 @@ class HarmonyPipeline:
         with weights of `element_size` bytes; for schedulers that free memory before sampling."""
         req = self.resolve(req)
         lay = self.layout(req)
-        guidance = _guidance(req)
+        guidance = req.guidance
         gen_v, gen_a = req.mode != "audio_driven", req.mode != "video_driven"
         passes = max(len(guidance.passes(k / req.steps, gen_v, gen_a)) for k in range(req.steps))
         s, (_, ph, pw) = self.video_codec.spatial_stride, self.model.cfg.video.patch_size
         video_tokens = lay.video_frames * (lay.height // s // ph) * (lay.width // s // pw)
-        ref = 0
-        if req.ref_audio_latent is not None:
-            ref = req.ref_audio_latent.shape[-1]
-        elif req.ref_audio is not None:
-            ref = timeline.audio_latents_for_samples(req.ref_audio.numel(), self.audio_codec.samples_per_latent)
+        ref, media = 0, req.media
+        if media.ref_audio_latent is not None:
+            ref = media.ref_audio_latent.shape[-1]
+        elif media.ref_audio is not None:
+            ref = timeline.audio_latents_for_samples(media.ref_audio.numel(), self.audio_codec.samples_per_latent)
         return forward_bytes(self.model.cfg, passes * req.batch, video_tokens, lay.audio_frames + ref,
                              element_size)
 
@@ -290,28 +235,30 @@ class HarmonyPipeline:
         frames = timeline.pixel_frames_for(tv, self.video_codec.temporal_stride)
         return self.layout(self.resolve(Request(num_frames=frames, height=h * s, width=w * s, fps=str(fps))))
 
-    def _mode(self, req: Request, lay: Layout, notes: list[str]):
-        ref_latent = None if req.image_latent is None else req.image_latent.to(self.device)
-        if ref_latent is None and req.image is not None:
-            image = _check_image(req.image, lay)
+    def _mode(self, req: Request, lay: Layout, notes: list[str]) -> tuple[ModeSpec, torch.Tensor | None]:
+        """The sampling mode (held frames and their clean latents) and the image the static anchor holds."""
+        m = req.media
+        ref_latent = None if m.image_latent is None else m.image_latent.to(self.device)
+        if ref_latent is None and m.image is not None:
+            image = _check_image(m.image, lay)
             ref_latent = self.video_codec.encode(image[None, :, None].to(self.device))    # [1, Cv, 1, h, w]
         if req.mode == "joint":
-            return joint(lay.video_frames, lay.audio_frames, ref_latent), req.image
-        if req.mode == "audio_driven" and req.audio_latent is not None:
-            latent = _fit_latent(req.audio_latent.to(self.device), lay.audio_frames, self.audio_codec, notes)
-            return audio_driven(latent, lay.video_frames, ref_latent), req.image
+            return joint(lay.video_frames, lay.audio_frames, ref_latent), m.image
+        if req.mode == "audio_driven" and m.audio_latent is not None:
+            latent = _fit_latent(m.audio_latent.to(self.device), lay.audio_frames, self.audio_codec, notes)
+            return audio_driven(latent, lay.video_frames, ref_latent), m.image
         if req.mode == "audio_driven":
-            wave, note = timeline.fit_audio_to_video(req.audio.float().reshape(1, -1), self.audio_codec.sample_rate,
+            wave, note = timeline.fit_audio_to_video(m.audio.float().reshape(1, -1), self.audio_codec.sample_rate,
                                                      lay.num_frames, lay.fps)
             notes.append(note)
             latent = self.audio_codec.encode(_pad_to_latents(wave, self.audio_codec.samples_per_latent,
                                                              lay.audio_frames).to(self.device))
-            return audio_driven(latent[..., : lay.audio_frames], lay.video_frames, ref_latent), req.image
-        if req.video_latent is not None:
-            return video_driven(req.video_latent.to(self.device), lay.audio_frames), req.image
-        frames = req.video.float().to(self.device)
+            return audio_driven(latent[..., : lay.audio_frames], lay.video_frames, ref_latent), m.image
+        if m.video_latent is not None:
+            return video_driven(m.video_latent.to(self.device), lay.audio_frames), m.image
+        frames = m.video.float().to(self.device)
         latent = self.video_codec.encode(frames[None])                                    # [1, Cv, Tv, h, w]
-        first = frames[:, 0] if req.image is None else req.image
+        first = frames[:, 0] if m.image is None else m.image
         return video_driven(latent, lay.audio_frames), first
 
     def _anchors(self, lay: Layout, static_image: torch.Tensor | None) -> SyncAnchors:
@@ -320,7 +267,7 @@ class HarmonyPipeline:
                            static_video=self.video_codec.static_latent(image, lay.num_frames, lay.height, lay.width))
 
     def _noise(self, req: Request, lay: Layout) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(req.seed)
+        g = torch.Generator().manual_seed(req.sampling.seed)
         s = self.video_codec.spatial_stride
         video = torch.randn(req.batch, self.video_codec.latent_channels, lay.video_frames, lay.height // s,
                             lay.width // s, generator=g)
@@ -328,15 +275,31 @@ class HarmonyPipeline:
         return video.to(self.device), audio.to(self.device)
 
 
+def check_grid(value: int, grid: int, name: str) -> None:
+    """Sizes must be positive multiples of the codec/patch grid; the error names the knob and suggests the
+    nearest accepted value."""
+    if value <= 0 or value % grid:
+        near = max(grid, round(value / grid) * grid)
+        raise ValueError(f"{name}: {value} is not a multiple of {grid} (video codec stride x patch size); "
+                         f"use e.g. {near}")
+
+
+def check_clip_size(width: int, height: int, frames: int, fps: Fraction, grid: int, stride: int) -> None:
+    """The one size check of a clip (pipeline, CLI, nodes): grid, stride*k+1 frames, at most MAX_SECONDS.
+    Errors name the knob (`width`, `height`, `frames`) and say what would be accepted."""
+    check_grid(width, grid, "width")
+    check_grid(height, grid, "height")
+    if frames < 1 or (frames - 1) % stride:
+        near = max(1, round((frames - 1) / stride)) * stride + 1
+        raise ValueError(f"frames: {frames} is not {stride}*k+1 (the video codec's frame grouping); use e.g. {near}")
+    if timeline.frames_duration(frames, fps) > MAX_SECONDS:
+        raise ValueError(f"frames: {frames} frames at {fps} fps last more than {MAX_SECONDS:.0f} s; at most "
+                         f"{timeline.max_causal_frames(MAX_SECONDS, fps, stride)} frames at this fps")
+
+
 def size_grid(cfg: HarmonyConfig, video_codec: VideoCodec) -> int:
     """Pixels a width or height must be a multiple of: the codec's spatial stride x the patch size."""
     return video_codec.spatial_stride * cfg.video.patch_size[1]
-
-
-def _guidance(req: Request) -> Guidance:
-    """Guidance scales of a resolved request (anchors are added by `sample` when a pass needs them)."""
-    return Guidance(sync=SyncCFG(req.sync_video, req.sync_audio, req.sync_start, req.sync_end),
-                    text=TextCFG(req.text_video, req.text_audio))
 
 
 def _pad_to_latents(wave: torch.Tensor, samples_per_latent: int, latents: int | None = None) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..harmony_core import timeline
-from ..harmony_core.pipeline import MAX_SECONDS
+from ..harmony_core.pipeline import MAX_SECONDS, check_grid
 from .adapters import media, model_patcher
 from .types import (
     AUDIO_ROLES,
@@ -33,16 +33,6 @@ from .types import (
 from .validation import checked
 
 log = logging.getLogger(__name__)
-
-
-def check_grid(value: int, grid: int, input_name: str) -> None:
-    """Sizes must be positive multiples of the codec/patch grid; the error suggests the nearest one."""
-    if value <= 0 or value % grid:
-        near = max(grid, round(value / grid) * grid)
-        raise ValueError(
-            f"{input_name}: {value} is not a multiple of {grid} (video codec stride x patch size); "
-            f"use e.g. {near}"
-        )
 
 
 class HarmonyTextEncode(io.ComfyNode):

@@ -19,11 +19,11 @@ from ..harmony_core import timeline
 from ..harmony_core.budget import check_budget
 from ..harmony_core.config import SEED_MAX
 from ..harmony_core.model.harmony import HarmonyModel
-from ..harmony_core.pipeline import MAX_SECONDS, MODES, HarmonyPipeline, Request
-from ..harmony_core.sampling import SOLVERS
+from ..harmony_core.pipeline import MODES, HarmonyPipeline, check_clip_size
+from ..harmony_core.request import Captions, Media, Request, Sampling
+from ..harmony_core.sampling import SOLVERS, Guidance, SyncCFG, TextCFG
 from .adapters import model_patcher
 from .adapters.progress import SamplingProgress
-from .conditioning import check_grid
 from .types import (
     DEFAULT_FPS,
     DEFAULTS,
@@ -62,8 +62,8 @@ class Widgets:
     sync_audio_scale: float
     sync_start: float
     sync_end: float
-    text_cfg_video: float
-    text_cfg_audio: float
+    text_video_scale: float
+    text_audio_scale: float
     batch: int
 
 
@@ -113,19 +113,7 @@ def check_size(w: Widgets, c: Conditions, codecs: HarmonyCodecs, rate: Fraction)
     if w.mode == "video_driven":
         width, height = c.video.width, c.video.height
     else:
-        check_grid(w.width, codecs.grid, "width")
-        check_grid(w.height, codecs.grid, "height")
-        stride = codecs.video.temporal_stride
-        if w.frames < 1 or (w.frames - 1) % stride:
-            near = max(1, round((w.frames - 1) / stride)) * stride + 1
-            raise ValueError(
-                f"frames: {w.frames} is not {stride}*k+1 (the video codec's frame grouping); use e.g. {near}"
-            )
-        if timeline.frames_duration(w.frames, rate) > MAX_SECONDS:
-            raise ValueError(
-                f"frames: {w.frames} frames at {rate} fps last more than {MAX_SECONDS:.0f} s; at most "
-                f"{timeline.max_causal_frames(MAX_SECONDS, rate, stride)} frames at this fps"
-            )
+        check_clip_size(w.width, w.height, w.frames, rate, codecs.grid, codecs.video.temporal_stride)
         width, height = w.width, w.height
     ref = c.reference
     if ref is not None and (ref.width, ref.height) != (width, height):
@@ -151,40 +139,33 @@ def build_request(
     text_dim = harmony.cfg.video.text_dim
     video_ctx, audio_ctx, transcript = read_conditioning(positive, text_dim, "positive")
     neg = (None, None) if negative is None else read_conditioning(negative, text_dim, "negative")[:2]
-    if negative is None and harmony.text_encoder is None and (w.text_cfg_video != 1 or w.text_cfg_audio != 1):
+    if negative is None and harmony.text_encoder is None and (w.text_video_scale != 1 or w.text_audio_scale != 1):
         raise ValueError(
             "negative: text CFG above 1 needs a negative conditioning for this model; connect one "
-            "(CLIPTextEncode with an empty or negative prompt) or set text_cfg_video/audio to 1"
+            "(CLIPTextEncode with an empty or negative prompt) or set text_video_scale / text_audio_scale to 1"
         )
     drive = w.mode == "audio_driven"
     voice = c.audio.latent if c.audio is not None and c.audio.role == "reference_voice" else None
     return Request(
-        transcript=transcript,
         mode=w.mode,
+        transcript=transcript,
         num_frames=w.frames,
         width=w.width,
         height=w.height,
         fps=str(rate),
-        steps=w.steps,
-        shift=w.shift,
-        solver=w.solver,
-        sync_video=w.sync_video_scale,
-        sync_audio=w.sync_audio_scale,
-        sync_start=w.sync_start,
-        sync_end=w.sync_end,
-        text_video=w.text_cfg_video,
-        text_audio=w.text_cfg_audio,
-        seed=w.seed,
-        batch=w.batch,
-        image=None if c.reference is None else c.reference.image,
-        image_latent=None if c.reference is None else c.reference.latent,
-        audio_latent=c.audio.latent if drive else None,
-        ref_audio_latent=voice,
-        video_latent=c.video.latent if w.mode == "video_driven" else None,
-        video_context=video_ctx,
-        audio_context=audio_ctx,
-        negative_video_context=neg[0],
-        negative_audio_context=neg[1],
+        media=Media(
+            image=None if c.reference is None else c.reference.image,
+            image_latent=None if c.reference is None else c.reference.latent,
+            audio_latent=c.audio.latent if drive else None,
+            ref_audio_latent=voice,
+            video_latent=c.video.latent if w.mode == "video_driven" else None,
+        ),
+        captions=Captions(video=video_ctx, audio=audio_ctx, negative_video=neg[0], negative_audio=neg[1]),
+        sampling=Sampling(steps=w.steps, shift=w.shift, solver=w.solver, seed=w.seed, batch=w.batch),
+        guidance=Guidance(
+            sync=SyncCFG(w.sync_video_scale, w.sync_audio_scale, w.sync_start, w.sync_end),
+            text=TextCFG(w.text_video_scale, w.text_audio_scale),
+        ),
     )
 
 
@@ -251,15 +232,15 @@ def _sampling_inputs() -> list:
         ),
         io.Combo.Input("solver", options=list(SOLVERS), default=d.solver, tooltip="ODE solver."),
         _float(
-            "sync_video_scale", d.sync_video, 0.0, 10.0, 0.1, "SyncCFG: motion follows the audio (1 = off)."
+            "sync_video_scale", d.sync_video_scale, 0.0, 10.0, 0.1, "SyncCFG: motion follows the audio (1 = off)."
         ),
         _float(
-            "sync_audio_scale", d.sync_audio, 0.0, 10.0, 0.1, "SyncCFG: sounds follow the motion (1 = off)."
+            "sync_audio_scale", d.sync_audio_scale, 0.0, 10.0, 0.1, "SyncCFG: sounds follow the motion (1 = off)."
         ),
         _float("sync_start", 0.0, 0.0, 1.0, 0.01, "SyncCFG starts at this fraction of the steps."),
         _float("sync_end", 1.0, 0.0, 1.0, 0.01, "SyncCFG ends at this fraction of the steps."),
-        _float("text_cfg_video", d.text_video, 0.0, 20.0, 0.1, "Text CFG on the video (1 = off)."),
-        _float("text_cfg_audio", d.text_audio, 0.0, 20.0, 0.1, "Text CFG on the audio (1 = off)."),
+        _float("text_video_scale", d.text_video_scale, 0.0, 20.0, 0.1, "Text CFG on the video (1 = off)."),
+        _float("text_audio_scale", d.text_audio_scale, 0.0, 20.0, 0.1, "Text CFG on the audio (1 = off)."),
     ]
 
 

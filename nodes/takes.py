@@ -10,7 +10,7 @@ is that of one take), with one progress bar over takes x steps and a cancel poin
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 
 import torch
@@ -165,8 +165,8 @@ class HarmonyBestOfTakes(io.ComfyNode):
         done = []
         for index in range(takes):
             progress.start_take(index)
-            seed = (request.seed + index) % (SEED_MAX + 1)  # the seed widget's range, wrapped
-            video, audio, layout = sample(pipeline, replace(request, seed=seed), progress)
+            seed = (request.sampling.seed + index) % (SEED_MAX + 1)  # the seed widget's range, wrapped
+            video, audio, layout = sample(pipeline, request.with_seed(seed), progress)
             images, sounds = as_media(pipeline.decode(video, audio, layout))
             clip = Clip.of(images[0], sounds[0], layout.fps)
             score = clip.score()

@@ -16,8 +16,8 @@ const MODE = "mode";
 
 const HIDDEN_WIDGETS = {
   joint: [],
-  audio_driven: ["sync_audio_scale", "text_cfg_audio"],
-  video_driven: ["width", "height", "frames", "fps", "sync_video_scale", "text_cfg_video"],
+  audio_driven: ["sync_audio_scale", "text_audio_scale"],
+  video_driven: ["width", "height", "frames", "fps", "sync_video_scale", "text_video_scale"],
 };
 
 const SOCKETS = {

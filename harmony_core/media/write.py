@@ -274,8 +274,7 @@ def _encode_mp4(tmp: Path, frames: np.ndarray, fps: Fraction, audio: np.ndarray 
 
 def write_mp4(path_or_dir: str | Path, frames: Array, fps: Fraction | int | float | str,
               audio: Array | None = None, sample_rate: int | None = None, *, overwrite: bool = False,
-              metadata: dict | None = None, name_prefix: str = "harmony", max_side: int = MAX_SIDE,
-              max_seconds: float = MAX_SECONDS) -> Path:
+              metadata: dict | None = None, name_prefix: str = "harmony") -> Path:
     """Write frames [F, H, W, 3] (uint8, or float in [0, 1]) and optional audio [C, L] / [L] as an mp4.
 
     H.264 yuv420p BT.709 (odd sides edge-padded to even) + AAC (mono/stereo at one of `AAC_RATES`),
@@ -289,8 +288,8 @@ def write_mp4(path_or_dir: str | Path, frames: Array, fps: Fraction | int | floa
         rate = as_rate(fps, "fps")
     except ValueError as err:
         raise MediaError(target, str(err), "fps > 0, e.g. 25, 12.5 or Fraction(30000, 1001)") from err
-    video = prepare_frames(frames, target, max_side)
-    check_seconds(target, float(frames_duration(len(video), rate)), max_seconds)
+    video = prepare_frames(frames, target, MAX_SIDE)
+    check_seconds(target, float(frames_duration(len(video), rate)), MAX_SECONDS)
     wave = None
     if audio is not None:
         wave = prepare_audio(audio, sample_rate, target, AAC_RATES)

@@ -27,7 +27,7 @@ import torch
 from ..build import load_pipeline
 from ..metrics import AVPair, SyncConfig, SyncReport, evaluate_clips, to_json
 from ..model.conditioning import HarmonyDenoiser, stack
-from ..pipeline import HarmonyPipeline, Layout, Request
+from ..pipeline import HarmonyPipeline, Layout, Request, Sampling
 from ..sampling import Guidance, SyncAnchors, SyncCFG, TextCFG, flow_sigmas, joint, sample
 from .synthetic import KINDS, Clip, SceneSpec, stream_clip
 
@@ -65,15 +65,15 @@ def heldout_clips(n: int, seed: int = HELDOUT_SEED, spec: SceneSpec = SceneSpec(
 
 def _request(pipe: HarmonyPipeline, clip: Clip, settings: EvalSettings, seed: int) -> Request:
     d = pipe.model.cfg.defaults
-    sv, sa = settings.scale if settings.scale is not None else (d.sync_video, d.sync_audio)
+    sv, sa = settings.scale if settings.scale is not None else (d.sync_video_scale, d.sync_audio_scale)
     if settings.guidance == "text":
-        scales = dict(sync_video=1.0, sync_audio=1.0, text_video=sv, text_audio=sa)
+        guidance = Guidance(sync=SyncCFG(1.0, 1.0), text=TextCFG(sv, sa))
     else:
-        scales = dict(sync_video=sv, sync_audio=sa, text_video=1.0, text_audio=1.0)
+        guidance = Guidance(sync=SyncCFG(sv, sa), text=TextCFG(1.0, 1.0))
     return pipe.resolve(Request(prompt=clip.video_caption, audio_prompt=clip.audio_caption,
-                                transcript=clip.transcript, seed=seed, steps=settings.steps,
-                                num_frames=clip.frames.shape[0], height=clip.frames.shape[1],
-                                width=clip.frames.shape[2], fps=str(clip.fps), **scales))
+                                transcript=clip.transcript, num_frames=clip.frames.shape[0],
+                                height=clip.frames.shape[1], width=clip.frames.shape[2], fps=str(clip.fps),
+                                sampling=Sampling(steps=settings.steps, seed=seed), guidance=guidance))
 
 
 @torch.no_grad()
@@ -87,19 +87,18 @@ def sample_latents(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalS
     reqs = [_request(pipe, c, settings, first_seed + i) for i, c in enumerate(clips)]
     lay = pipe.layout(reqs[0])
     r0 = reqs[0]
-    sync = SyncCFG(r0.sync_video, r0.sync_audio, r0.sync_start, r0.sync_end)
-    text = TextCFG(r0.text_video, r0.text_audio)
+    text = r0.guidance.text
     anchors = SyncAnchors(
         mute_audio=pipe.audio_codec.silence_latent(lay.audio_frames),
         static_video=pipe.video_codec.static_latent(None, lay.num_frames, lay.height, lay.width))
     positive = functools.reduce(stack, [pipe.conditioning(r) for r in reqs])
-    negative = pipe.conditioning(replace(r0, batch=len(reqs)), negative=True) if text.enabled(0.0) else None
-    noise = [_noise(pipe, r.seed, lay) for r in reqs]               # per clip, from its own seed
+    negative = pipe.conditioning(r0.with_batch(len(reqs)), negative=True) if text.enabled(0.0) else None
+    noise = [_noise(pipe, r.sampling.seed, lay) for r in reqs]               # per clip, from its own seed
     noise_v = torch.cat([v for v, _ in noise])                      # [B, Cv, Tv, h, w]
     noise_a = torch.cat([a for _, a in noise])                      # [B, Ca, Ta]
     video, audio = sample(HarmonyDenoiser(pipe.model, positive, negative), noise_v, noise_a,
-                          joint(lay.video_frames, lay.audio_frames), Guidance(sync, text, anchors),
-                          flow_sigmas(r0.steps, r0.shift), solver=r0.solver)
+                          joint(lay.video_frames, lay.audio_frames), replace(r0.guidance, anchors=anchors),
+                          flow_sigmas(r0.steps, r0.sampling.shift), solver=r0.sampling.solver)
     return video, audio, lay
 
 
@@ -250,8 +249,8 @@ def _sections(evaluate: Callable[..., dict | None], cells: list[str], curve: lis
     rows = [("Ovi-style global, joint only", "", "", "", evaluate("global_joint", steps)),
             ("GLDI, joint only", "x", "", "", evaluate("gldi_joint", steps)),
             ("GLDI + CTS", "x", "x", "", evaluate("gldi_cts", steps)),
-            (f"GLDI + CTS + SyncCFG {d.sync_video:g} / {d.sync_audio:g} (the demo's default)", "x", "x", "x",
-             evaluate("gldi_cts", steps, "sync", (d.sync_video, d.sync_audio)))]
+            (f"GLDI + CTS + SyncCFG {d.sync_video_scale:g} / {d.sync_audio_scale:g} (the demo's default)", "x", "x", "x",
+             evaluate("gldi_cts", steps, "sync", (d.sync_video_scale, d.sync_audio_scale)))]
     runs = {c: {n: evaluate(c, n) for n in curve} for c in ("gldi_joint", "gldi_cts") if c in cells}
     runs = {c: {n: r for n, r in v.items() if r is not None} for c, v in runs.items()}
     text = {s: evaluate("gldi_cts", steps, "text", s) for s in scales if s != 1.0}

@@ -18,6 +18,7 @@ LAYERS = [
     {"attention", "loading", "media", "metrics", "sampling"},  # kernels, file formats, media I/O, metrics,
     # the sampler over a denoiser callable (it knows no model)
     {"model", "codecs"},
+    {"request"},                                              # what to generate: plain data over Guidance
     {"pipeline"},
     {"build"},                                                # the only place that assembles model + codecs
     {"train"},

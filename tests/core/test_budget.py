@@ -12,7 +12,7 @@ from harmony_core import budget
 from harmony_core.budget import GIB, MemoryBudgetError, MemoryPlan, check_budget
 from harmony_core.cli import main
 from harmony_core.build import load_pipeline
-from harmony_core.pipeline import Request
+from harmony_core.pipeline import Request, Sampling
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,8 @@ def pipe():
     return load_pipeline(None)
 
 
-def plan(pipe, **kw) -> MemoryPlan:
-    return pipe.memory_plan(Request(**kw), 4)
+def plan(pipe, batch: int = 1, **kw) -> MemoryPlan:
+    return pipe.memory_plan(Request(sampling=Sampling(batch=batch), **kw), 4)
 
 
 def test_decode_peak_counts_the_codecs_pixel_buffers_and_the_callers_copy(pipe):

@@ -141,7 +141,7 @@ def fake_takes(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     fake = SimpleNamespace(plan=[_delayed_clip(0, 3), _delayed_clip(0, 0), _delayed_clip(0, 1)], calls=[])
 
     def generate(self, req, callback=None):
-        fake.calls.append((req.seed, req.batch))
+        fake.calls.append((req.sampling.seed, req.batch))
         result = fake.plan[len(fake.calls) - 1]
         if result is None:
             raise KeyboardInterrupt

@@ -145,7 +145,7 @@ WAVE = np.zeros((1, 3200), np.float32)
     (dict(frames=np.zeros((0, 48, 64, 3), np.uint8)), r"F >= 1"),
     (dict(frames=np.zeros((2, 48, 64, 3), np.int32)), "dtype int32"),
     (dict(frames=np.zeros((1, 4100, 2, 3), np.uint8)), "2x4100"),
-    (dict(frames=np.zeros((3, 8, 8, 3), np.uint8), fps=1, max_seconds=2), "3.00 s, longer"),
+    (dict(frames=np.zeros((61, 8, 8, 3), np.uint8), fps=1), "61.00 s, longer"),
     (dict(fps=0), "fps must be positive"),
     (dict(fps="fast"), "not a number"),
     (dict(audio=np.zeros((1, 0), np.float32)), "zero samples"),

@@ -84,12 +84,14 @@ def test_a_cancel_between_chunks_stops_encode_and_decode():
 
 def test_the_model_checks_for_a_cancel_before_every_layer():
     from harmony_core.build import load_pipeline
-    from harmony_core.pipeline import Request
+    from harmony_core.pipeline import Request, Sampling
+    from harmony_core.sampling import Guidance, SyncCFG
 
     pipe = load_pipeline(None)
     calls = []
     with cancel.cancel_check(lambda: calls.append(1)):
-        pipe.sample(Request(num_frames=5, width=64, height=64, steps=2, sync_video=1.0, sync_audio=1.0))
+        pipe.sample(Request(num_frames=5, width=64, height=64, sampling=Sampling(steps=2),
+                            guidance=Guidance(sync=SyncCFG(1.0, 1.0))))
     assert len(calls) == 2 * pipe.model.cfg.video.num_layers  # steps x layers, one forward per step
 
 

@@ -77,7 +77,7 @@ def test_pipeline_sample_and_decode_run_under_the_budget(monkeypatch) -> None:
     """The demo config (untrained) with its codecs: sampling steps and decoding see one thread, the caller
     keeps two."""
     from harmony_core.model.harmony import HarmonyModel
-    from harmony_core.pipeline import HarmonyPipeline, Request
+    from harmony_core.pipeline import HarmonyPipeline, Request, Sampling
 
     cfg = preset("demo")
     pipe = HarmonyPipeline(HarmonyModel(cfg).eval(), DemoVideoCodec.from_config(cfg.codecs["video"]),
@@ -87,6 +87,6 @@ def test_pipeline_sample_and_decode_run_under_the_budget(monkeypatch) -> None:
     monkeypatch.setattr(pipe.video_codec, "decode",
                         lambda z: seen.append(torch.get_num_threads()) or video_decode(z))
     callback = lambda *args: seen.append(torch.get_num_threads())  # noqa: E731  (called once per step)
-    result = pipe.generate(Request(prompt="a red ball", steps=2, num_frames=9, width=64, height=64), callback)
+    result = pipe.generate(Request(prompt="a red ball", sampling=Sampling(steps=2), num_frames=9, width=64, height=64), callback)
     assert result.frames.shape[1] == 9 and seen == [1, 1, 1]
     assert torch.get_num_threads() == 2

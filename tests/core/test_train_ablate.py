@@ -7,7 +7,8 @@ import torch
 from harmony_core.config import preset
 from harmony_core.build import load_pipeline
 from harmony_core.model.harmony import HarmonyModel
-from harmony_core.pipeline import HarmonyPipeline, Request
+from harmony_core.pipeline import HarmonyPipeline, Request, Sampling
+from harmony_core.sampling import Guidance, SyncCFG, TextCFG
 from harmony_core.train.ablate import (HELDOUT_SEED, SWEEP_SEED, EvalSettings, generate_pairs, heldout_clips,
                                        sample_latents)
 from harmony_core.train.ablate_report import SYNC_COLUMNS, markdown, steps_table, sweep_table, table3
@@ -26,10 +27,11 @@ def test_batched_generation_equals_one_request_per_clip(pipe, guidance):
     settings = EvalSettings(clips=2, steps=2, guidance=guidance, scale=(1.5, 2.0))
     video, audio, _ = sample_latents(pipe, clips, settings, first_seed=5)
     for i, clip in enumerate(clips):
-        scales = (dict(sync_video=1.5, sync_audio=2.0, text_video=1.0, text_audio=1.0) if guidance == "sync"
-                  else dict(sync_video=1.0, sync_audio=1.0, text_video=1.5, text_audio=2.0))
+        scales = (Guidance(sync=SyncCFG(1.5, 2.0), text=TextCFG(1.0, 1.0)) if guidance == "sync"
+                  else Guidance(sync=SyncCFG(1.0, 1.0), text=TextCFG(1.5, 2.0)))
         one_v, one_a, _, _ = pipe.sample(Request(prompt=clip.video_caption, audio_prompt=clip.audio_caption,
-                                                 transcript=clip.transcript, seed=5 + i, steps=2, **scales))
+                                                 transcript=clip.transcript, sampling=Sampling(steps=2, seed=5 + i),
+                                                 guidance=scales))
         torch.testing.assert_close(video[i], one_v[0], atol=1e-4, rtol=1e-4)
         torch.testing.assert_close(audio[i], one_a[0], atol=1e-4, rtol=1e-4)
 

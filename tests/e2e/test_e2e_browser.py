@@ -25,8 +25,8 @@ HERE = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 RUN = "harmony_text_to_audio_video"
 MODES = ["video_driven", "audio_driven", "joint"]  # ends on the workflow's own mode, which is then run
-HIDDEN = {"joint": set(), "audio_driven": {"sync_audio_scale", "text_cfg_audio"},
-          "video_driven": {"width", "height", "frames", "fps", "sync_video_scale", "text_cfg_video"}}
+HIDDEN = {"joint": set(), "audio_driven": {"sync_audio_scale", "text_audio_scale"},
+          "video_driven": {"width", "height", "frames", "fps", "sync_video_scale", "text_video_scale"}}
 CONDITION_SOCKETS = {"joint": {"audio_cond", "reference"}, "audio_driven": {"audio_cond", "reference"},
                      "video_driven": {"audio_cond", "video_cond"}}
 REQUIRED = {"joint": [], "audio_driven": ["audio_cond"], "video_driven": ["video_cond"]}  # marked by web/

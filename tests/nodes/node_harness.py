@@ -61,4 +61,4 @@ def run_node(cls: type, hidden: dict | None = None, **inputs) -> io.NodeOutput:
 # HarmonySampler widget values for fast tests: a 9-frame 64x64 clip in 2 Euler steps, SyncCFG 1.5.
 SAMPLER_WIDGETS = dict(mode="joint", width=64, height=64, frames=9, fps=25.0, steps=2, shift=5.0, seed=7,
                        solver="euler", sync_video_scale=1.5, sync_audio_scale=1.5, sync_start=0.0, sync_end=1.0,
-                       text_cfg_video=1.0, text_cfg_audio=1.0, batch=1)
+                       text_video_scale=1.0, text_audio_scale=1.0, batch=1)

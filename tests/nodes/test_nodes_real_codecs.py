@@ -82,4 +82,4 @@ def test_real_codec_model_from_files_to_mp4(comfy_env):
 
 
 WIDGETS = {**SAMPLER_WIDGETS, "frames": 5, "seed": 1, "sync_video_scale": 3.0, "sync_audio_scale": 2.0,
-           "text_cfg_video": 2.0}
+           "text_video_scale": 2.0}

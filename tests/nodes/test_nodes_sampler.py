@@ -206,7 +206,7 @@ def test_model_without_encoder_needs_negative_and_fitting_codecs(demo_codecs):
     tiny = adapter.model_patcher(harmony.HarmonyModel(config.preset("tiny")), "tiny")
     positive = [[torch.zeros(1, 4, 32), {}]]
     with pytest.raises(ValueError, match="negative: text CFG above 1 needs a negative conditioning"):
-        sample(tiny, demo_codecs, positive, text_cfg_video=3.0)
+        sample(tiny, demo_codecs, positive, text_video_scale=3.0)
     with pytest.raises(ValueError, match="codecs: codecs do not fit the model.*same MODEL"):
         sample(tiny, demo_codecs, positive, negative=positive)
     assert mm.current_loaded_models == []

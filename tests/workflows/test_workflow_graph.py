@@ -12,7 +12,7 @@ from workflow_graph import load_core_schemas, to_api, validate_workflow, widget_
 
 SAMPLER_WIDGETS = ["mode", "width", "height", "frames", "fps", "steps", "shift", "seed",
                    "control_after_generate", "solver", "sync_video_scale", "sync_audio_scale", "sync_start",
-                   "sync_end", "text_cfg_video", "text_cfg_audio", "batch"]
+                   "sync_end", "text_video_scale", "text_audio_scale", "batch"]
 TEXT_TO_AV = Path(__file__).resolve().parents[2] / "workflows" / "harmony_text_to_audio_video.json"
 
 
