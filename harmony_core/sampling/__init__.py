@@ -1,9 +1,10 @@
-"""Sampling: sigma schedules, solvers, guidance (text CFG, SyncCFG), modes as data, the sampling loop.
+"""Sampling: sigma schedules, solvers, guidance (text CFG, SyncCFG; UniAVGen's MA-CFG), modes as data, the loop.
 
 Pure torch, no I/O, no progress bars (the sampler takes a callback).
 """
 from .guidance import (
     AUDIO_DRIVEN,
+    GUIDANCE_KINDS,
     JOINT,
     UNCOND,
     VIDEO_DRIVEN,
@@ -13,17 +14,29 @@ from .guidance import (
     SyncCFG,
     TextCFG,
     combine,
+    guidance_for,
     guided_velocity,
+    plan_flags,
     plan_passes,
 )
 from .modes import ModeSpec, audio_driven, joint, video_driven
 from .sampler import Callback, NonFiniteLatentError, sample
-from .schedules import DEFAULT_SHIFT, DEFAULT_STEPS, flow_sigmas, shift_sigma
+from .schedules import (
+    DEFAULT_SHIFT,
+    DEFAULT_STEPS,
+    flow_sigmas,
+    shift_sigma,
+    uniavgen_sigmas,
+    uniavgen_timesteps,
+)
 from .solvers import AV, SOLVERS, History, dpmpp_2m, euler, get_solver, to_x0
+from .uniavgen import MACFG, TASK_FLAGS, TaskFlags, uniavgen_task
 
 __all__ = [
-    "AUDIO_DRIVEN", "AV", "Callback", "DEFAULT_SHIFT", "DEFAULT_STEPS", "Denoiser", "Guidance", "History", "JOINT",
-    "ModeSpec", "NonFiniteLatentError", "SOLVERS", "SyncAnchors", "SyncCFG", "TextCFG", "UNCOND", "VIDEO_DRIVEN", "audio_driven",
-    "combine", "dpmpp_2m", "euler", "flow_sigmas", "get_solver", "guided_velocity", "joint", "plan_passes",
-    "sample", "shift_sigma", "to_x0", "video_driven",
+    "AUDIO_DRIVEN", "AV", "Callback", "DEFAULT_SHIFT", "DEFAULT_STEPS", "Denoiser", "GUIDANCE_KINDS", "Guidance",
+    "History", "JOINT", "MACFG", "ModeSpec", "NonFiniteLatentError", "SOLVERS", "SyncAnchors", "SyncCFG",
+    "TASK_FLAGS", "TaskFlags", "TextCFG", "UNCOND", "VIDEO_DRIVEN", "audio_driven", "combine", "dpmpp_2m",
+    "euler", "flow_sigmas", "get_solver", "guidance_for", "guided_velocity", "joint", "plan_flags",
+    "plan_passes", "sample", "shift_sigma", "to_x0", "uniavgen_sigmas", "uniavgen_task", "uniavgen_timesteps",
+    "video_driven",
 ]

@@ -1,4 +1,4 @@
-"""Guidance: per-modality text CFG and SyncCFG, evaluated as ONE batched denoiser call per step.
+"""Guidance: per-modality text CFG and SyncCFG (ONE batched denoiser call per step), or UniAVGen's MA-CFG.
 
 Passes (rows stacked along the batch: row p * B + b is pass p, item b):
 - "J"  joint positive: current latents at their per-frame sigmas, cond 0. Always.
@@ -17,31 +17,43 @@ The anchors are tensors the caller passes in; the codec layer builds them (`Audi
 encoding of an all-zero waveform; `VideoCodec.static_latent`: one image held for every frame). The paper does
 not say how they are made (method.md §4.5); the negatives keep the positive text (cond 0) so the difference
 isolates the cross-modal effect.
+
+Two guidance kinds run on the same weights, picked per generation: "synccfg" (the above, the default) and
+"uniavgen" (`Guidance(macfg=MACFG(...))`, uniavgen.py: passes J (cond) and U (uncond) with per-pass structural
+flags, combined as U + s (J - U)). Passes with different `PassFlags` go to separate denoiser calls, one per
+distinct flags in order of first use; Harmony's passes all use `PassFlags()` and stay ONE call, made without
+the `flags` keyword (so denoisers that predate it keep working).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Mapping, Protocol
 
 import torch
 
+from ..passes import PLAIN, PassFlags
 from .modes import ModeSpec
 from .solvers import AV
+from .uniavgen import MACFG
 
 JOINT, UNCOND, AUDIO_DRIVEN, VIDEO_DRIVEN = "J", "U", "AD", "VD"
 MODALITIES = ("video", "audio")
+SYNCCFG_KIND, UNIAVGEN_KIND = "synccfg", "uniavgen"
+GUIDANCE_KINDS = (SYNCCFG_KIND, UNIAVGEN_KIND)
 
 
 class Denoiser(Protocol):
     """The model contract: velocity (noise - x0) for both modalities.
 
     video [N, Cv, Tv, h, w], audio [N, Ca, Ta], t_video [N, Tv], t_audio [N, Ta] (per-frame sigma in [0, 1]),
-    cond_index [N] long (0 = positive text, 1 = negative / unconditional). Returns (v_video, v_audio).
+    cond_index [N] long (0 = positive text, 1 = negative / unconditional); flags: what every row of this call
+    switches off (`passes.PassFlags`; the sampler passes it only when it differs from the default).
+    Returns (v_video, v_audio).
     """
 
     def __call__(self, video: torch.Tensor, audio: torch.Tensor, t_video: torch.Tensor, t_audio: torch.Tensor,
-                 cond_index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+                 cond_index: torch.Tensor, *, flags: PassFlags = PLAIN) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass(frozen=True)
@@ -106,14 +118,29 @@ class SyncAnchors:
 
 @dataclass(frozen=True, eq=False)
 class Guidance:
-    """Everything guidance needs for one generation."""
+    """Everything guidance needs for one generation. With `macfg` set the guidance is UniAVGen's
+    (MA-CFG + skip-layer guidance) and `sync` is not used; its text guidance is built in, so `text` must
+    stay at scale 1."""
 
     sync: SyncCFG = field(default_factory=SyncCFG)
     text: TextCFG = field(default_factory=TextCFG)
     anchors: SyncAnchors = field(default_factory=SyncAnchors)
+    macfg: MACFG | None = None
+
+    def __post_init__(self) -> None:
+        if self.macfg is not None and (self.text.video_scale != 1.0 or self.text.audio_scale != 1.0):
+            raise ValueError("UniAVGen guidance (macfg) already guides on the negative text with its own scales; "
+                             "set the TextCFG scales to 1, or drop macfg to use SyncCFG + text CFG")
+
+    @property
+    def kind(self) -> str:
+        """"uniavgen" with `macfg` set, else "synccfg"."""
+        return UNIAVGEN_KIND if self.macfg is not None else SYNCCFG_KIND
 
     def passes(self, step_fraction: float, generates_video: bool, generates_audio: bool) -> tuple[str, ...]:
         """The passes to run at one step, in batch order."""
+        if self.macfg is not None:
+            return (JOINT, UNCOND) if self.macfg.needs_uncond(generates_video, generates_audio) else (JOINT,)
         gen = {"video": generates_video, "audio": generates_audio}
         out = [JOINT]
         if any(gen[m] and self.text.active(m, step_fraction) for m in MODALITIES):
@@ -125,10 +152,39 @@ class Guidance:
         return tuple(out)
 
 
+def guidance_for(kind: str, *, sync: SyncCFG | None = None, text: TextCFG | None = None,
+                 anchors: SyncAnchors | None = None, macfg: MACFG | None = None) -> Guidance:
+    """Guidance of the kind named by a string: "synccfg" (uses sync/text/anchors) or "uniavgen" (uses macfg,
+    default MACFG()). Settings of the other kind are not accepted, so a choice cannot be silently ignored."""
+    if kind == SYNCCFG_KIND:
+        if macfg is not None:
+            raise ValueError("guidance kind 'synccfg' takes no MACFG settings; use kind 'uniavgen' for them")
+        return Guidance(sync=sync or SyncCFG(), text=text or TextCFG(), anchors=anchors or SyncAnchors())
+    if kind == UNIAVGEN_KIND:
+        if sync is not None or text is not None or anchors is not None:
+            raise ValueError("guidance kind 'uniavgen' takes only MACFG settings (it has no SyncCFG anchors and "
+                             "its own text guidance); use kind 'synccfg' for sync/text/anchors")
+        return Guidance(macfg=macfg or MACFG())
+    raise ValueError(f"unknown guidance kind {kind!r}; accepted: {', '.join(GUIDANCE_KINDS)}")
+
+
 def plan_passes(guidance: Guidance, mode: ModeSpec, steps: int) -> list[tuple[str, ...]]:
     """The pass list of every step (step k has step_fraction k / steps), for logging and benchmarks."""
     gen_v, gen_a = mode.generates_video, mode.generates_audio
     return [guidance.passes(k / steps, gen_v, gen_a) for k in range(steps)]
+
+
+def plan_flags(guidance: Guidance, mode: ModeSpec, steps: int) -> list[dict[str, PassFlags]]:
+    """The structural flags of every planned pass, per step: PassFlags() for all of Harmony's passes;
+    UniAVGen's per task, MA-CFG step range and skip-layer guidance (uniavgen.py)."""
+    plan = plan_passes(guidance, mode, steps)
+    if guidance.macfg is None:
+        return [{p: PLAIN for p in step} for step in plan]
+    out = []
+    for k, step in enumerate(plan):
+        cond, uncond = guidance.macfg.flags(mode.name, k, steps)
+        out.append({p: cond if p == JOINT else uncond for p in step})
+    return out
 
 
 def check_anchors(guidance: Guidance, plan: list[tuple[str, ...]], x: AV) -> None:
@@ -160,12 +216,13 @@ def _pass_inputs(name: str, x: AV, sigma: AV, anchors: SyncAnchors) -> tuple[tor
     return static, x.audio, torch.zeros_like(sigma.video), sigma.audio, cond
 
 
-def run_passes(denoiser: Denoiser, x: AV, sigma: AV, anchors: SyncAnchors,
-               passes: tuple[str, ...]) -> dict[str, AV]:
-    """Evaluate all passes in ONE denoiser call (rows p * B + b) and split the outputs per pass."""
+def _run_call(denoiser: Denoiser, x: AV, sigma: AV, anchors: SyncAnchors, passes: tuple[str, ...],
+              flags: PassFlags) -> dict[str, AV]:
+    """Evaluate passes sharing `flags` in ONE denoiser call (rows p * B + b) and split the outputs per pass."""
     inputs = [_pass_inputs(p, x, sigma, anchors) for p in passes]
     video, audio, t_video, t_audio, cond = (torch.cat(parts, dim=0) for parts in zip(*inputs))  # [P*B, ...]
-    out_v, out_a = denoiser(video, audio, t_video, t_audio, cond)
+    extra = {} if flags == PLAIN else {"flags": flags}
+    out_v, out_a = denoiser(video, audio, t_video, t_audio, cond, **extra)
     if out_v.shape != video.shape or out_a.shape != audio.shape:
         raise ValueError(f"denoiser returned {tuple(out_v.shape)} / {tuple(out_a.shape)}, expected the input "
                          f"shapes {tuple(video.shape)} / {tuple(audio.shape)}")
@@ -174,8 +231,24 @@ def run_passes(denoiser: Denoiser, x: AV, sigma: AV, anchors: SyncAnchors,
     return {p: AV(v, a) for p, v, a in zip(passes, out_v.split(b), out_a.split(b))}
 
 
+def run_passes(denoiser: Denoiser, x: AV, sigma: AV, anchors: SyncAnchors, passes: tuple[str, ...],
+               flags: Mapping[str, PassFlags] | None = None) -> dict[str, AV]:
+    """Evaluate the passes, one denoiser call per distinct flags (missing = PassFlags()), in order of first use:
+    Harmony's passes are all PassFlags() and run as ONE call."""
+    groups: dict[PassFlags, list[str]] = {}
+    for p in passes:
+        groups.setdefault((flags or {}).get(p, PLAIN), []).append(p)
+    out: dict[str, AV] = {}
+    for group_flags, names in groups.items():
+        out.update(_run_call(denoiser, x, sigma, anchors, tuple(names), group_flags))
+    return {p: out[p] for p in passes}
+
+
 def combine(outputs: dict[str, AV], guidance: Guidance) -> AV:
-    """Guided velocity from the pass outputs: J + SyncCFG delta + text-CFG delta per modality."""
+    """Guided velocity from the pass outputs: J + SyncCFG delta + text-CFG delta per modality, or
+    UniAVGen's U + s (J - U) when `guidance.macfg` is set."""
+    if guidance.macfg is not None:
+        return guidance.macfg.combine(outputs[JOINT], outputs.get(UNCOND))
     j = outputs[JOINT]
     video, audio = j.video, j.audio
     if AUDIO_DRIVEN in outputs:
@@ -190,8 +263,10 @@ def combine(outputs: dict[str, AV], guidance: Guidance) -> AV:
     return AV(video, audio)
 
 
-def guided_velocity(denoiser: Denoiser, x: AV, sigma: AV, guidance: Guidance, passes: tuple[str, ...]) -> AV:
-    """One batched denoiser call for `passes`, combined into the guided velocity for both modalities."""
+def guided_velocity(denoiser: Denoiser, x: AV, sigma: AV, guidance: Guidance, passes: tuple[str, ...],
+                    flags: Mapping[str, PassFlags] | None = None) -> AV:
+    """The denoiser call(s) for `passes` (one per distinct flags; one for Harmony's), combined into the
+    guided velocity for both modalities."""
     if not passes or passes[0] != JOINT:
         raise ValueError(f"the pass list must start with the joint pass {JOINT!r}, got {passes}")
-    return combine(run_passes(denoiser, x, sigma, guidance.anchors, passes), guidance)
+    return combine(run_passes(denoiser, x, sigma, guidance.anchors, passes, flags), guidance)

@@ -113,12 +113,25 @@ def joint(video_frames: int, audio_frames: int, reference: torch.Tensor | None =
     return ModeSpec("joint", mask, torch.ones(1, audio_frames), video_clean=clean)
 
 
-def audio_driven(audio: torch.Tensor, video_frames: int, reference: torch.Tensor | None = None) -> ModeSpec:
-    """Video generated from a clean audio latent [B|1, Ca, Ta] held at sigma 0 (t_a = 0)."""
+def audio_driven(audio: torch.Tensor, video_frames: int, reference: torch.Tensor | None = None,
+                 audio_frames: int | None = None) -> ModeSpec:
+    """Video generated from a clean audio latent [B|1, Ca, Ta] held at sigma 0 (t_a = 0).
+
+    audio_frames > Ta makes the audio latent longer than the driving audio: its first Ta frames are held and
+    the tail is generated (UniAVGen's A2V task does this when the driving mel is shorter than the video).
+    """
     if audio.ndim != 3:
         raise ValueError(f"audio must be a clean audio latent [B or 1, Ca, Ta], got {tuple(audio.shape)}")
+    held = audio.shape[2]
+    total = held if audio_frames is None else audio_frames
+    if not isinstance(total, int) or total < held:
+        raise ValueError(f"audio_frames must be an integer >= the driving audio's {held} latent frames, "
+                         f"got {audio_frames!r}")
     clean, mask = _video_hold(video_frames, reference)
-    audio_mask = torch.zeros(1, audio.shape[2], device=audio.device)
+    audio_mask = torch.zeros(1, total, device=audio.device)
+    audio_mask[:, held:] = 1
+    if total > held:
+        audio = torch.cat([audio, audio.new_zeros(*audio.shape[:2], total - held)], dim=2)  # [B|1, Ca, total]
     return ModeSpec("audio_driven", mask, audio_mask, video_clean=clean, audio_clean=audio)
 
 

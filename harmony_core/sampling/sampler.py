@@ -5,6 +5,8 @@ passes batched into one forward, Euler (or DPM-Solver++(2M)) on the guided veloc
 put back on held frames after every step. Progress and previews go through `callback`; the caller cancels
 by raising from it (the exception propagates untouched). `plan_passes(guidance, mode, steps)` (re-exported
 here) reports the passes of every step, e.g. [("J", "AD", "VD"), ...]; rows per call = len(passes) * B.
+With UniAVGen's guidance (`Guidance(macfg=...)`) the passes J and U carry different structural flags
+(`plan_flags`), so a step makes one call per distinct flags (two in UniAVGen's reference).
 """
 from __future__ import annotations
 
@@ -14,11 +16,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from .guidance import Denoiser, Guidance, check_anchors, guided_velocity, plan_passes
+from .guidance import Denoiser, Guidance, check_anchors, guided_velocity, plan_flags, plan_passes
 from .modes import ModeSpec
 from .solvers import AV, get_solver, to_x0
 
-__all__ = ["plan_passes", "sample"]
+__all__ = ["plan_flags", "plan_passes", "sample"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +60,13 @@ def sample(denoiser: Denoiser, noise_video: torch.Tensor, noise_audio: torch.Ten
            callback: Callback | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Integrate the flow ODE from sigmas[0] to sigmas[-1]: video [B, Cv, Tv, h, w], audio [B, Ca, Ta].
 
+    UniAVGen's sampler is this loop with `Guidance(macfg=MACFG())`, `uniavgen_sigmas(50, 5.0)` and "euler".
+
     noise_video / noise_audio are the latents at sigmas[0] (pure Gaussian noise when sigmas[0] = 1); B > 1
     samples several takes at once. Held frames of `mode_spec` start and stay at their clean latent
-    (bit-exact). Each step makes exactly one denoiser call whose rows are the guidance passes. After step k
-    (0-based) `callback(k, steps, x0_video, x0_audio)` receives the x0 previews; it may raise to cancel.
+    (bit-exact). Each step makes one denoiser call whose rows are the guidance passes (one per distinct pass
+    flags with UniAVGen's guidance). After step k (0-based) `callback(k, steps, x0_video, x0_audio)`
+    receives the x0 previews; it may raise to cancel.
     Results keep the noise's dtype; pass float32 noise for accurate integration.
     """
     step_fn = get_solver(solver)
@@ -70,14 +75,15 @@ def sample(denoiser: Denoiser, noise_video: torch.Tensor, noise_audio: torch.Ten
     x = AV(noise_video, noise_audio)
     mode_spec.check_latents(x)
     plan = plan_passes(guidance, mode_spec, steps)
+    flags = plan_flags(guidance, mode_spec, steps)
     check_anchors(guidance, plan, x)
-    logger.debug("sampling %s: %d steps, solver %s, batch %d, passes %s", mode_spec.name, steps, solver,
-                 noise_video.shape[0], dict(Counter(p for step in plan for p in step)))
+    logger.debug("sampling %s: %d steps, solver %s, batch %d, %s guidance, passes %s", mode_spec.name, steps,
+                 solver, noise_video.shape[0], guidance.kind, dict(Counter(p for step in plan for p in step)))
     x = mode_spec.impose(x)
     history = None
     for k in range(steps):
         sigma = mode_spec.token_sigmas(levels[k], x)  # video [B, Tv], audio [B, Ta]
-        velocity = guided_velocity(denoiser, x, sigma, guidance, plan[k])
+        velocity = guided_velocity(denoiser, x, sigma, guidance, plan[k], flags[k])
         x_now = x
         x, history = step_fn(x, velocity, sigma, mode_spec.token_sigmas(levels[k + 1], x), history)
         x = mode_spec.impose(x)

@@ -40,3 +40,40 @@ def flow_sigmas(steps: int = DEFAULT_STEPS, shift: float = DEFAULT_SHIFT) -> tor
     base = torch.arange(steps, dtype=torch.float64) * (-1.0 / steps) + 1.0  # [steps], 1 .. 1/steps
     shifted = shift_sigma(base, float(shift))
     return torch.cat([shifted, shifted.new_zeros(1)]).to(torch.float32)  # [steps + 1]
+
+
+WAN_TIMESTEPS = 1000  # Wan's timestep units: t = 1000 * sigma
+
+
+def _np_linspace_f32(start: float, stop: float, num: int) -> torch.Tensor:
+    """numpy.linspace(start, stop, num, dtype=float32): start + i * ((stop - start) / (num - 1)) in float64,
+    the last value set to `stop`, then rounded to float32 (numpy's own arithmetic, so the values agree)."""
+    if num == 1:
+        return torch.tensor([start], dtype=torch.float32)
+    values = torch.arange(num, dtype=torch.float64) * ((stop - start) / (num - 1)) + start  # [num]
+    values[-1] = stop
+    return values.to(torch.float32)
+
+
+def uniavgen_timesteps(steps: int = 50, shift: float = DEFAULT_SHIFT,
+                       dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """UniAVGen's `steps + 1` sampling timesteps in Wan units (1000 = pure noise, last = 0), as its
+    `UniAVGenPipeline.generate` computes them (`shared/reference/uniavgen.md` §8).
+
+    linspace(1000, 1, steps) in float32 (not down to 0: the last model call is at t = shift(1)), a final 0
+    appended, each shifted in float32 as 1000 * shift_sigma(t / 1000), then cast to the model's param dtype
+    `dtype` (the reference does; bf16 turns 995.85 into 996). Default 50 steps, shift 5.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    base = torch.cat([_np_linspace_f32(float(WAN_TIMESTEPS), 1.0, steps), torch.zeros(1)])  # [steps + 1]
+    shifted = shift_sigma(base / WAN_TIMESTEPS, float(shift)) * WAN_TIMESTEPS  # float32 throughout
+    return shifted.to(dtype)
+
+
+def uniavgen_sigmas(steps: int = 50, shift: float = DEFAULT_SHIFT,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """`uniavgen_timesteps(...) / 1000` as float32 sigma levels for `sample()` (the timesteps the reference's
+    model sees, divided by 1000; times 1000 again they are the reference's t exactly for the fp32 defaults,
+    within two float32 roundings otherwise)."""
+    return uniavgen_timesteps(steps, shift, dtype).to(torch.float32) / WAN_TIMESTEPS
