@@ -103,3 +103,34 @@ def test_the_graph_reader_sees_lazy_and_relative_imports(tmp_path):
     assert wrong_arrows(graph(core)) == {("loading", "model"), ("media", "pipeline")}
     assert "pipeline" in imported(CORE / "build.py")
     assert {"bench", "build", "train"} <= graph()["cli"]  # cli imports these inside functions only
+
+
+CODEC_FAMILIES = ("wan", "mmaudio", "demo", "uniavgen")
+# UniAVGen's vocoder is a BigVGAN (Qwen2.5-Omni's): it builds on MMAudio's BigVGAN layers instead of a copy.
+FAMILY_ARROWS = {("uniavgen", "mmaudio")}
+
+
+def family_imports(core: Path = CORE) -> set[tuple[str, str]]:
+    """(family, family) arrows between the codec subpackages (codecs/<family>/...)."""
+    arrows = set()
+    for family in CODEC_FAMILIES:
+        for path in (core / "codecs" / family).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                module = (node.module or "").split(".")
+                if node.level == 2:      # from ..<family>.x import y (sibling family)
+                    target = module[0] if module and module[0] else None
+                elif node.level == 0 and module[:2] == ["harmony_core", "codecs"] and len(module) > 2:
+                    target = module[2]
+                else:
+                    target = None
+                if target in CODEC_FAMILIES and target != family:
+                    arrows.add((family, target))
+    return arrows
+
+
+def test_codec_families_stand_alone():
+    """Each codec family uses the interface (codecs/base.py) and the base layers, not another family."""
+    assert all((CORE / "codecs" / f).is_dir() for f in CODEC_FAMILIES)
+    assert family_imports() == FAMILY_ARROWS
