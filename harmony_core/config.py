@@ -11,7 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-INTERACTION_KINDS = ("gldi", "global", "none")
+INTERACTION_KINDS = ("gldi", "global", "none", "uniavgen")
+AUDIO_KINDS = ("mmdit", "mel")
+UNIAVGEN_LAYERS = tuple(range(0, 30, 2))  # UniAVGen's hard-coded a2v/v2a_blocks_mapping [0, 2, ..., 28]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class VideoConfig:
     cross_attn_norm: bool = True
     eps: float = 1e-6
     rope_max_len: int = 1024      # positions per RoPE axis
+    ref_frame: bool = False       # UniAVGen layout: `Conditioning.ref_image` is prepended as a clean latent frame
+    #                               (t = 0, RoPE temporal position 0, never output): the sequence has F + 1 frames
 
     @property
     def head_dim(self) -> int:
@@ -40,16 +44,27 @@ class VideoConfig:
 
 @dataclass(frozen=True)
 class AudioConfig:
-    """The audio MM-DiT. Paper-silent; defaults follow UniAVGen's audio branch (dim 1536, ffn 8960,
-    12 heads of 128, 30 layers: one block per video block so the interaction pairs them 1:1).
+    """The audio tower. `kind` picks it:
+
+    "mmdit" (Harmony): an MM-DiT over audio-VAE latents. Paper-silent; defaults follow UniAVGen's audio branch
+    (dim 1536, ffn 8960, 12 heads of 128, 30 layers: one block per video block so the interaction pairs them 1:1).
 
     Transcript path (F5-TTS style): UTF-8 bytes of the transcript (ids 0..255; 256 is the filler id that
     pads batches and fills the sequence to the audio length) -> embedding -> ConvNeXt-V2 blocks; the sequence is padded with the filler id (or
     truncated, with a log note) to the target audio length and the result is projected to `dim` and
     ADDED to the target audio tokens (UniAVGen's Linear(512 -> audio dim) choice; the reference-audio
     tokens receive no transcript). Bytes rather than a pinyin vocabulary keep it language agnostic.
+
+    "mel" (UniAVGen, `model/uniavgen_audio.py`): Wan-block DiT (Wan's WanAttentionBlock, `cross_attn_norm`)
+    over normalised 80-bin mel frames, in_dim = out_dim = 80 channels of the [B, C, T] audio latent, one token
+    per frame, 1-D RoPE over [reference mel ; target mel]. ONE timestep per sample. The transcript (vocabulary
+    line ids, -1 filler, `model/transcript_ids.py`) goes through F5-TTS's TextEmbedding (`transcript_vocab` =
+    2545 + the filler, `transcript_dim`, `transcript_conv_layers` ConvNeXt-V2 blocks) and a bias-free
+    Linear to `dim`, and is the K/V of each block's cross-attention, with 1-D RoPE on q and k. There is
+    no audio caption: `text_dim` / `text_len` are unused.
     """
 
+    kind: str = "mmdit"
     in_dim: int = 20              # MMAudio 16k latent channels
     out_dim: int = 20
     dim: int = 1536
@@ -63,6 +78,7 @@ class AudioConfig:
     transcript_conv_layers: int = 4
     transcript_vocab: int = 257   # 256 byte values + the filler id 256
     qk_norm: bool = True
+    cross_attn_norm: bool = True  # "mel": affine LayerNorm before the transcript cross-attention (Wan's norm3)
     eps: float = 1e-6
     rope_theta: float = 10000.0
 
@@ -85,6 +101,15 @@ class InteractionConfig:
     rope_align: rescale source positions onto the target timeline before RoPE (j -> j*Tv/Ta); False = raw
       indices (the paper's "RoPE align" ablation).
     global_style: the reference-audio tokens query the whole video (paper Eq. 7).
+
+    kind "uniavgen" (UniAVGen's released interaction, `model/uniavgen_interaction.py`), on `layers`
+    (released: 0, 2, ..., 28), after both blocks of the layer, from the same post-block states:
+    a2v_window: A2V window in pixel frames (the reference's `window_size=5`: the latent frame's pixel frames
+      +- 2): each latent frame attends to its gathered audio window, edge-duplicated to one length (51 tokens
+      at 506 mel frames / 21 latent frames); window-relative temporal RoPE on k, spatial RoPE on q.
+    face_mask: A2V predicts a sigmoid face mask per video token that gates its output and the video states
+      V2A reads (interpolated per audio token between neighbouring pixel frames).
+    The margins, rope_align and global_style do not apply to it.
     """
 
     kind: str = "gldi"
@@ -94,6 +119,8 @@ class InteractionConfig:
     rope_align: bool = True
     global_style: bool = True
     rope_theta: float = 10000.0
+    a2v_window: int = 5
+    face_mask: bool = True
 
 
 @dataclass(frozen=True)
@@ -160,6 +187,8 @@ class HarmonyConfig:
                f"audio tower depth {a.num_layers} must equal the video tower's {v.num_layers} (blocks pair 1:1)")
         _check(i.kind in INTERACTION_KINDS, f"interaction.kind {i.kind!r} is not one of {INTERACTION_KINDS}")
         _check(i.a2v_margin >= 0 and i.v2a_margin >= 0, "interaction margins must be >= 0")
+        _check(a.kind in AUDIO_KINDS, f"audio.kind {a.kind!r} is not one of {AUDIO_KINDS}")
+        _check_uniavgen(self)
         if self.text_encoder is not None:
             _check(self.text_encoder.dim == v.text_dim == a.text_dim,
                    f"text encoder width {self.text_encoder.dim} must equal both towers' text_dim "
@@ -210,6 +239,23 @@ class HarmonyConfig:
             _check(isinstance(node, dict) and leaf in node, f"unknown config field {key!r}")
             node[leaf] = value
         return HarmonyConfig.from_dict(d)
+
+
+def _check_uniavgen(cfg: HarmonyConfig) -> None:
+    """The UniAVGen parts only come together: mel tower, reference frame, and equal head dims."""
+    v, a, i = cfg.video, cfg.audio, cfg.interaction
+    if i.kind == "uniavgen":
+        _check(a.kind == "mel" and v.ref_frame,
+               "interaction.kind 'uniavgen' needs audio.kind 'mel' and video.ref_frame (UniAVGen's layout)")
+        _check(v.head_dim == a.head_dim,
+               f"interaction.kind 'uniavgen' needs equal head dims (video {v.head_dim}, audio {a.head_dim}): "
+               "its A2V keys use the audio RoPE table split with the video head dim")
+        _check(i.a2v_window >= 1, "interaction.a2v_window must be >= 1 pixel frame")
+    else:
+        _check(a.kind == "mmdit" or i.kind == "none",
+               f"audio.kind {a.kind!r} runs with interaction.kind 'uniavgen' or 'none', not {i.kind!r}")
+        _check(not v.ref_frame or i.kind == "none",
+               f"video.ref_frame runs with interaction.kind 'uniavgen' or 'none', not {i.kind!r}")
 
 
 def _sub(cls: type, d: dict[str, Any]) -> Any:
@@ -273,7 +319,42 @@ def _demo() -> HarmonyConfig:
     )
 
 
-PRESETS = {"harmony-5b": _harmony_5b, "tiny": _tiny, "demo": _demo}
+def _uniavgen() -> HarmonyConfig:
+    """UniAVGen (MCG-NJU, HF MCG-NJU/UniAVGen) at full size: Wan2.2-TI2V-5B video tower with the reference
+    frame prepended, Wan-1.3B-shaped mel tower, F5 transcript cross-attention, 15+15 interaction modules on
+    layers 0, 2, ..., 28. 7,056,424,223 parameters (2036 tensors). Defaults: the released inference (16 fps,
+    81 frames, 50 Euler steps, shift 5, s_v = 3, s_a = 2; resolution follows the reference image, short side 736)."""
+    return HarmonyConfig(
+        name="uniavgen",
+        video=VideoConfig(ref_frame=True),
+        audio=AudioConfig(kind="mel", in_dim=80, out_dim=80, dim=1536, ffn_dim=8960, freq_dim=256,
+                          num_heads=12, num_layers=30, transcript_dim=512, transcript_conv_layers=4,
+                          transcript_vocab=2546),
+        interaction=InteractionConfig(kind="uniavgen", layers=UNIAVGEN_LAYERS, global_style=False),
+        codecs={"video": "wan2.2-vae", "audio": "uniavgen-24k"},
+        defaults=GenerationDefaults(fps="16", width=1312, height=736, num_frames=81, steps=50, shift=5.0,
+                                    solver="euler", sync_video_scale=3.0, sync_audio_scale=2.0),
+    )
+
+
+def _uniavgen_tiny() -> HarmonyConfig:
+    """UniAVGen's structure at the parity fixture's sizes (shared/parity/uniavgen_joint): transcript width 32,
+    interaction on layers 0 and 2 of 4 (the reference's map cut to the depth). For tests."""
+    full = _uniavgen()
+    return dataclasses.replace(
+        full, name="uniavgen-tiny",
+        video=VideoConfig(dim=96, ffn_dim=256, freq_dim=32, text_dim=32, text_len=16, num_heads=3, num_layers=4,
+                          ref_frame=True),
+        audio=dataclasses.replace(full.audio, dim=64, ffn_dim=160, freq_dim=32, num_heads=2, num_layers=4,
+                                  transcript_dim=32),
+        interaction=dataclasses.replace(full.interaction, layers=(0, 2)),
+        defaults=GenerationDefaults(fps="16", width=128, height=96, num_frames=21, steps=4, shift=5.0,
+                                    sync_video_scale=3.0, sync_audio_scale=2.0),
+    )
+
+
+PRESETS = {"harmony-5b": _harmony_5b, "tiny": _tiny, "demo": _demo, "uniavgen": _uniavgen,
+           "uniavgen-tiny": _uniavgen_tiny}
 
 
 def preset(name: str) -> HarmonyConfig:

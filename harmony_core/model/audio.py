@@ -8,13 +8,24 @@ The transcript joins the target tokens additively (see `AudioConfig`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from ..attention import Backend
 from ..config import AudioConfig
+from .conditioning import Conditioning
 from .embeddings import FP32LayerNorm, Rope, rope_angles_1d
-from .layers import Attention, embed_padded_text, embed_timesteps, gelu_mlp, modulate, to_weight_dtype
+from .layers import (
+    TIMESTEP_SCALE,
+    Attention,
+    embed_padded_text,
+    embed_timesteps,
+    gelu_mlp,
+    modulate,
+    to_weight_dtype,
+)
 from .transcript import TranscriptEncoder
 
 
@@ -77,6 +88,19 @@ class AudioHead(nn.Module):
         return self.head(to_weight_dtype(modulate(self.norm(x), shift, scale), self.head)).float()
 
 
+@dataclass
+class MMDiTState:
+    """The audio stream between blocks (`x` and `ref_len` are what the model and the interaction touch)."""
+
+    x: torch.Tensor          # [B, Tr + Ta, C] latent stream (reference + target)
+    ref_len: int
+    ctx: torch.Tensor        # [B, text_len, C] caption stream
+    e: torch.Tensor          # [B, Tr + Ta, C]
+    e0: torch.Tensor         # [B, Tr + Ta, 6, C]
+    ctx_e0: torch.Tensor     # [B, 1, 6, C]
+    rope: Rope
+
+
 class AudioTower(nn.Module):
     def __init__(self, cfg: AudioConfig, backend: Backend) -> None:
         super().__init__()
@@ -109,3 +133,26 @@ class AudioTower(nn.Module):
     def rope(self, length: int, device: torch.device) -> Rope:
         positions = torch.arange(length, device=device)
         return Rope(rope_angles_1d(positions, self.cfg.head_dim, self.cfg.rope_theta))
+
+    # -- the stream the model drives -----------------------------------------------------------
+    def prepare(self, audio: torch.Tensor, t_audio: torch.Tensor, cond: Conditioning) -> MMDiTState:
+        """audio [B, C, Ta], t_audio [B, Ta] sigma -> the stream before block 0 (reference audio at t = 0)."""
+        if cond.audio_context is None:
+            raise ValueError("this model's audio tower reads an audio caption: give Conditioning.audio_context "
+                             "(umT5 embedding [B, L, text_dim]; an empty caption is all zeros)")
+        ref = cond.ref_audio
+        tr, ta = (0 if ref is None else ref.shape[-1]), audio.shape[-1]
+        x = self.embed(audio, ref, cond.transcript)                                     # [B, Tr + Ta, C]
+        t_tokens = torch.cat([t_audio.new_zeros(t_audio.shape[0], tr), t_audio.float()], dim=1)
+        e, e0 = self.embed_time(t_tokens * TIMESTEP_SCALE)                              # [B, L, C], [B, L, 6, C]
+        _, ctx_e0 = self.embed_time(t_audio.float().mean(1, keepdim=True) * TIMESTEP_SCALE)
+        return MMDiTState(x=x, ref_len=tr, ctx=self.embed_text(cond.audio_context), e=e, e0=e0, ctx_e0=ctx_e0,
+                          rope=self.rope(tr + ta, x.device))
+
+    def step(self, index: int, s: MMDiTState) -> None:
+        """Run block `index` on the stream in place."""
+        s.x, s.ctx = self.blocks[index](s.x, s.ctx, s.e0, s.ctx_e0, s.rope)
+
+    def output(self, s: MMDiTState) -> torch.Tensor:
+        """Velocity of the target latent [B, C_out, Ta] (the reference audio is dropped)."""
+        return self.head(s.x[:, s.ref_len:], s.e[:, s.ref_len:]).transpose(1, 2)

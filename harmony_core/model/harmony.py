@@ -1,28 +1,72 @@
-"""The dual-tower Harmony model: Wan2.2 video tower + audio MM-DiT, paired block by block with the
-interaction module (paper Fig. 2b)."""
+"""The dual-tower Harmony model: Wan2.2 video tower + audio tower, paired block by block with the
+interaction module (paper Fig. 2b). The parts are variants chosen by the config:
+
+| part        | Harmony (default)                        | UniAVGen (`preset("uniavgen")`)                         |
+|-------------|------------------------------------------|---------------------------------------------------------|
+| video       | Wan2.2-TI2V-5B                           | the same, reference-image latent prepended (ref_frame)  |
+| audio       | MM-DiT over audio latents (audio.py)     | Wan blocks over mel frames, transcript cross-attention  |
+|             |                                          | (`audio.kind == "mel"`, uniavgen_audio.py)              |
+| interaction | GLDI / global (interaction.py)           | windowed A2V + interpolated V2A + face mask             |
+|             |                                          | (`interaction.kind == "uniavgen"`, uniavgen_interaction)|
+
+Both run the same loop: at each layer the video block, then the audio block, then (on interacting layers)
+the exchange computed from the two post-block states. `PassFlags` switch interaction directions off or skip
+whole layers (guidance passes).
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .. import cancel
-from ..attention import resolve
+from ..attention import Backend, resolve
 from ..config import HarmonyConfig
+from ..passes import PLAIN, PassFlags
 from .audio import AudioTower
 from .conditioning import Conditioning
+from .embeddings import Rope
 from .interaction import AlignmentPlan, InteractionBlock
+from .layers import TIMESTEP_SCALE
 from .text_encoder import HashTextEncoder
-from .video import WanVideoTower
+from .uniavgen_audio import MelAudioTower
+from .uniavgen_interaction import UniAVGenInteraction, UniAVGenPlan
+from .video import VideoGrid, WanVideoTower
 
-TIMESTEP_SCALE = 1000.0  # sigma in [0, 1] -> Wan's num_train_timesteps units
+__all__ = ["TIMESTEP_SCALE", "HarmonyModel"]
+
+
+def build_audio_tower(cfg: HarmonyConfig, backend: Backend) -> nn.Module:
+    return MelAudioTower(cfg.audio, backend) if cfg.audio.kind == "mel" else AudioTower(cfg.audio, backend)
+
+
+def build_interaction(cfg: HarmonyConfig, backend: Backend) -> nn.ModuleDict:
+    make = UniAVGenInteraction if cfg.interaction.kind == "uniavgen" else InteractionBlock
+    return nn.ModuleDict({str(i): make(cfg, backend) for i in cfg.interacting_layers()})
+
+
+@dataclass
+class VideoStream:
+    x: torch.Tensor      # [B, L, C] float32, L = frames * per_frame (reference frame first when prepended)
+    grid: VideoGrid
+    e: torch.Tensor      # [B, F, C] per latent frame
+    e0: torch.Tensor     # [B, F, 6, C]
+    context: torch.Tensor
+    rope: Rope
+    lead: int            # frames prepended before the input's (1 with a reference frame, else 0)
 
 
 class HarmonyModel(nn.Module):
-    """forward(video, audio, t_video, t_audio, cond) -> (velocity_video, velocity_audio).
+    """forward(video, audio, t_video, t_audio, cond, flags) -> (velocity_video, velocity_audio).
 
     video [B, 48, Tv, H, W] and audio [B, C_a, Ta] noisy latents; t_video [B, Tv] and t_audio [B, Ta]
     noise levels sigma in [0, 1] per latent frame (0 = clean: driven modes and reference frames).
     Parameter names: `video.*` = Wan2.2's own, `audio.*`, `interaction.<layer>.*`.
+
+    UniAVGen variant: frames and audio latents at sigma 0 are held conditions (the reference's `video_cond`
+    / `audio_cond`): the interaction never updates them; any held audio frame sets the audio tower's single
+    timestep to 0. `cond.ref_image` is required there.
     """
 
     def __init__(self, cfg: HarmonyConfig, attention: str = "sdpa") -> None:
@@ -31,9 +75,8 @@ class HarmonyModel(nn.Module):
         self.attention = attention
         backend = resolve(attention)
         self.video = WanVideoTower(cfg.video, backend)
-        self.audio = AudioTower(cfg.audio, backend)
-        self.interaction = nn.ModuleDict(
-            {str(i): InteractionBlock(cfg, backend) for i in cfg.interacting_layers()})
+        self.audio = build_audio_tower(cfg, backend)
+        self.interaction = build_interaction(cfg, backend)
         self.text_encoder = HashTextEncoder(cfg.text_encoder) if cfg.text_encoder is not None else None
 
     def rebuild_parts(self, parts: tuple[str, ...], device: str | torch.device = "cpu",
@@ -43,10 +86,9 @@ class HarmonyModel(nn.Module):
         backend = resolve(self.attention)
         with torch.device(device):
             if "audio" in parts:
-                self.audio = AudioTower(self.cfg.audio, backend)
+                self.audio = build_audio_tower(self.cfg, backend)
             if "interaction" in parts:
-                self.interaction = nn.ModuleDict(
-                    {str(i): InteractionBlock(self.cfg, backend) for i in self.cfg.interacting_layers()})
+                self.interaction = build_interaction(self.cfg, backend)
             if "video" in parts:
                 self.video = WanVideoTower(self.cfg.video, backend)
         if dtype is not None:
@@ -54,34 +96,38 @@ class HarmonyModel(nn.Module):
                 getattr(self, name).to(dtype)
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, t_video: torch.Tensor, t_audio: torch.Tensor,
-                cond: Conditioning) -> tuple[torch.Tensor, torch.Tensor]:
+                cond: Conditioning, flags: PassFlags = PLAIN) -> tuple[torch.Tensor, torch.Tensor]:
         self._check(video, audio, t_video, t_audio, cond)
-        v, grid = self.video.embed(video)                                      # [B, Lv, Cv]
-        ev, ev0 = self.video.embed_time(t_video.float() * TIMESTEP_SCALE)      # [B, Tv, Cv], [B, Tv, 6, Cv]
-        v_ctx = self.video.embed_text(cond.video_context)
-        v_rope = self.video.rope(grid, v.device)
-
-        ref = cond.ref_audio
-        tr, ta = (0 if ref is None else ref.shape[-1]), audio.shape[-1]
-        a = self.audio.embed(audio, ref, cond.transcript)                       # [B, Tr + Ta, Ca]
-        t_tokens = torch.cat([t_audio.new_zeros(t_audio.shape[0], tr), t_audio.float()], dim=1)
-        ea, ea0 = self.audio.embed_time(t_tokens * TIMESTEP_SCALE)              # [B, L, Ca], [B, L, 6, Ca]
-        _, ctx_e0 = self.audio.embed_time(t_audio.float().mean(1, keepdim=True) * TIMESTEP_SCALE)
-        a_ctx = self.audio.embed_text(cond.audio_context)
-        a_rope = self.audio.rope(tr + ta, a.device)
-
-        plan = AlignmentPlan.build(self.cfg, grid, ta, v.device) if len(self.interaction) else None
-        for i, (vblock, ablock) in enumerate(zip(self.video.blocks, self.audio.blocks)):
+        vs = self._video_stream(video, t_video, cond)
+        aud = self.audio.prepare(audio, t_audio, cond)
+        plan = self._plan(vs, t_video, t_audio) if len(self.interaction) and flags.interaction else None
+        for i, vblock in enumerate(self.video.blocks):
             cancel.check()  # a cancel lands within one layer, even when one step takes minutes
-            v = vblock(v, ev0, grid, v_rope, v_ctx)
-            a, a_ctx = ablock(a, a_ctx, ea0, ctx_e0, a_rope)
-            if str(i) in self.interaction:
-                v, target, ref_tok = self.interaction[str(i)](v, a[:, tr:], a[:, :tr], plan)
-                a = torch.cat([ref_tok, target], dim=1)
+            if i in flags.skip_blocks:
+                continue
+            vs.x = vblock(vs.x, vs.e0, vs.grid, vs.rope, vs.context)
+            self.audio.step(i, aud)
+            if plan is not None and str(i) in self.interaction:
+                tr = aud.ref_len
+                vs.x, target, ref_tok = self.interaction[str(i)](vs.x, aud.x[:, tr:], aud.x[:, :tr], plan, flags)
+                aud.x = torch.cat([ref_tok, target], dim=1)
+        video_out = self.video.unpatchify(self.video.head(vs.x, vs.e, vs.grid), vs.grid)  # [B, 48, lead + Tv, H, W]
+        return video_out[:, :, vs.lead:], self.audio.output(aud)
 
-        video_out = self.video.unpatchify(self.video.head(v, ev, grid), grid)      # [B, 48, Tv, H, W]
-        audio_out = self.audio.head(a[:, tr:], ea[:, tr:]).transpose(1, 2)        # [B, C_a, Ta]
-        return video_out, audio_out
+    def _video_stream(self, video: torch.Tensor, t_video: torch.Tensor, cond: Conditioning) -> VideoStream:
+        t, lead = t_video.float(), 0
+        if self.cfg.video.ref_frame:      # UniAVGen: [ref image | frames], the reference frame at t = 0
+            video = torch.cat([cond.ref_image.to(video), video], dim=2)          # [B, 48, 1 + Tv, H, W]
+            t, lead = torch.cat([t.new_zeros(t.shape[0], 1), t], dim=1), 1
+        x, grid = self.video.embed(video)                                       # [B, Lv, Cv]
+        e, e0 = self.video.embed_time(t * TIMESTEP_SCALE)                       # [B, F, Cv], [B, F, 6, Cv]
+        return VideoStream(x=x, grid=grid, e=e, e0=e0, context=self.video.embed_text(cond.video_context),
+                           rope=self.video.rope(grid, x.device), lead=lead)
+
+    def _plan(self, vs: VideoStream, t_video: torch.Tensor, t_audio: torch.Tensor) -> AlignmentPlan | UniAVGenPlan:
+        if self.cfg.interaction.kind == "uniavgen":
+            return UniAVGenPlan.build(self.cfg, vs.grid, vs.e[:, vs.lead:], t_video, t_audio)
+        return AlignmentPlan.build(self.cfg, vs.grid, t_audio.shape[1], vs.x.device)
 
     def _check(self, video: torch.Tensor, audio: torch.Tensor, t_video: torch.Tensor, t_audio: torch.Tensor,
                cond: Conditioning) -> None:
@@ -96,6 +142,14 @@ class HarmonyModel(nn.Module):
         b = video.shape[0]
         expected = {"audio": (audio.shape[0], b), "t_video": (tuple(t_video.shape), (b, video.shape[2])),
                     "t_audio": (tuple(t_audio.shape), (b, audio.shape[2])), "conditioning": (cond.batch, b)}
+        if vc.ref_frame:
+            ref = cond.ref_image
+            if ref is None:
+                raise ValueError("this model (UniAVGen layout) prepends the reference image: give "
+                                 f"Conditioning.ref_image, its clean latent [B, {vc.in_dim}, 1, H, W]")
+            expected["ref_image"] = (tuple(ref.shape), (b, vc.in_dim, 1, *video.shape[3:]))
+        if cond.transcript_lens is not None:
+            expected["transcript_lens"] = (tuple(cond.transcript_lens.shape), (cond.transcript.shape[0],))
         for name, (got, want) in expected.items():
             if got != want:
                 raise ValueError(f"{name} has shape/batch {got}, expected {want}")

@@ -23,6 +23,7 @@ from .. import timeline
 from ..attention import Backend
 from ..attention.local import neighbour_frame_attention
 from ..config import HarmonyConfig
+from ..passes import PLAIN, PassFlags
 from .embeddings import FP32LayerNorm, Rope, rope_angles_1d
 from .layers import Attention
 from .video import VideoGrid
@@ -147,10 +148,12 @@ class InteractionBlock(nn.Module):
         self.global_style = GlobalStyle(a.dim, v.dim, a.num_heads, backend, a.eps) if use_gsa else None
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, ref: torch.Tensor | None,
-                plan: AlignmentPlan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """video [B, Lv, Cv], audio [B, Ta, Ca] (target tokens), ref [B, Tr, Ca] or None."""
-        video_out = video + self.a2v(video, audio, plan, self.theta).float()
-        audio_out = audio + self.v2a(audio, video, plan, self.theta).float()
-        if ref is not None and ref.shape[1] and self.global_style is not None:
+                plan: AlignmentPlan, flags: PassFlags = PLAIN,
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """video [B, Lv, Cv], audio [B, Ta, Ca] (target tokens), ref [B, Tr, Ca] or None. flags: a direction
+        switched off leaves its stream as it is (global style carries video into audio: it is v2a)."""
+        video_out = video + self.a2v(video, audio, plan, self.theta).float() if flags.a2v else video
+        audio_out = audio + self.v2a(audio, video, plan, self.theta).float() if flags.v2a else audio
+        if flags.v2a and ref is not None and ref.shape[1] and self.global_style is not None:
             ref = ref + self.global_style(ref, video).float()
         return video_out, audio_out, ref

@@ -11,6 +11,8 @@ from torch import nn
 from ..attention import Backend
 from .embeddings import RMSNorm, Rope, sinusoidal_embedding
 
+TIMESTEP_SCALE = 1000.0  # sigma in [0, 1] -> Wan's num_train_timesteps units
+
 
 def to_weight_dtype(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
     """Cast an activation to the dtype of a layer's weight (the residual stream stays float32)."""

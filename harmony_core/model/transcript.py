@@ -47,8 +47,9 @@ class GRN(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(1, 1, dim))
         self.beta = nn.Parameter(torch.zeros(1, 1, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gx = torch.norm(x, p=2, dim=1, keepdim=True)                      # [B, 1, C]
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, C]; valid [B, T, 1] (1 = row of the sequence, 0 = batch padding) or None (all rows)."""
+        gx = torch.norm(x if valid is None else x * valid, p=2, dim=1, keepdim=True)  # [B, 1, C]
         nx = gx / (gx.mean(dim=-1, keepdim=True) + 1e-6)
         return self.gamma * (x * nx) + self.beta + x
 
@@ -63,10 +64,10 @@ class ConvNeXtV2Block(nn.Module):
         self.grn = GRN(dim * mult)
         self.pwconv2 = nn.Linear(dim * mult, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, C] -> [B, T, C]."""
+    def forward(self, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, C] -> [B, T, C]; `valid` as for GRN (the only op that mixes rows beyond the kernel)."""
         h = self.dwconv(x.transpose(1, 2)).transpose(1, 2)               # [B, T, C]
-        h = self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(h)))))
+        h = self.pwconv2(self.grn(self.act(self.pwconv1(self.norm(h))), valid))
         return x + h
 
 

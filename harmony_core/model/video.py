@@ -16,7 +16,7 @@ from einops import rearrange
 from torch import nn
 
 from ..attention import Backend
-from ..config import VideoConfig
+from ..config import AudioConfig, VideoConfig
 from .embeddings import FP32LayerNorm, Rope, rope_angles_3d
 from .layers import Attention, embed_padded_text, embed_timesteps, gelu_mlp, modulate, to_weight_dtype
 
@@ -39,9 +39,13 @@ class VideoGrid:
 
 
 class WanBlock(nn.Module):
-    """self-attn -> text cross-attn -> FFN, adaLN-modulated per latent frame (Wan's WanAttentionBlock)."""
+    """self-attn -> text cross-attn -> FFN, adaLN-modulated per latent frame (Wan's WanAttentionBlock).
 
-    def __init__(self, cfg: VideoConfig, backend: Backend) -> None:
+    Also UniAVGen's audio block (an AudioConfig of kind "mel"): one "frame" of L tokens (one timestep per
+    sample), 1-D RoPE, and RoPE on both sides of the transcript cross-attention (`cross_rope`, `context_mask`).
+    """
+
+    def __init__(self, cfg: VideoConfig | AudioConfig, backend: Backend) -> None:
         super().__init__()
         self.modulation = nn.Parameter(torch.randn(1, 6, cfg.dim) / cfg.dim ** 0.5)
         self.norm1 = FP32LayerNorm(cfg.dim, cfg.eps, elementwise_affine=False)
@@ -52,15 +56,20 @@ class WanBlock(nn.Module):
         self.ffn = gelu_mlp(cfg.dim, cfg.ffn_dim, cfg.dim)
 
     def forward(self, x: torch.Tensor, e0: torch.Tensor, grid: VideoGrid, rope: Rope,
-                context: torch.Tensor) -> torch.Tensor:
-        """x [B, L, C] float32, e0 [B, F, 6, C] per latent frame, context [B, Lc, C] -> [B, L, C]."""
+                context: torch.Tensor, cross_rope: tuple[Rope, Rope] | None = None,
+                context_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, L, C] float32, e0 [B, F, 6, C] per latent frame, context [B, Lc, C] -> [B, L, C].
+
+        cross_rope: (q rope over the L tokens, k rope over the Lc context rows) or None (Wan: no RoPE);
+        context_mask: [B, Lc] bool (True = attend) or None."""
         mod = (self.modulation.float()[:, None] + e0.float()).unsqueeze(3)   # [B, F, 6, 1, C]
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = mod.unbind(2)  # each [B, F, 1, C]
         frames = (x.shape[0], grid.frames, grid.per_frame, x.shape[-1])
 
         h = modulate(self.norm1(x).view(frames), shift_sa, scale_sa).flatten(1, 2)  # [B, L, C]
         x = x + (self.self_attn(h, q_rope=rope, k_rope=rope).float().view(frames) * gate_sa).flatten(1, 2)
-        x = x + self.cross_attn(self.norm3(x), context).float()
+        q_rope, k_rope = cross_rope if cross_rope is not None else (None, None)
+        x = x + self.cross_attn(self.norm3(x), context, q_rope=q_rope, k_rope=k_rope, key_mask=context_mask).float()
         h = modulate(self.norm2(x).view(frames), shift_ff, scale_ff).flatten(1, 2)
         x = x + (self.ffn(to_weight_dtype(h, self.ffn[0])).float().view(frames) * gate_ff).flatten(1, 2)
         return x
