@@ -23,6 +23,7 @@ class HarmonyExtension(ComfyExtension):
             HarmonyTextEncode,
             HarmonyVideoCondition,
         )
+        from .guider import HarmonySyncCFGGuider
         from .loaders import HarmonyCodecLoader, HarmonyModelLoader
         from .media import HarmonyDecode, HarmonyMux, HarmonySaveAV
         from .sampling import HarmonySampler
@@ -42,4 +43,5 @@ class HarmonyExtension(ComfyExtension):
             HarmonyMux,
             HarmonySaveAV,
             HarmonySyncScore,
+            HarmonySyncCFGGuider,
         ]

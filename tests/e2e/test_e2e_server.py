@@ -14,7 +14,8 @@ pytestmark = pytest.mark.e2e
 
 NODE_IDS = ["HarmonyModelLoader", "HarmonyCodecLoader", "HarmonyTextEncode", "HarmonyConditioning",
             "HarmonyAudioCondition", "HarmonyVideoCondition", "HarmonyReferenceImage", "HarmonySampler",
-            "HarmonyDecode", "HarmonyMux", "HarmonySaveAV", "HarmonyBestOfTakes", "HarmonySyncScore"]
+            "HarmonyDecode", "HarmonyMux", "HarmonySaveAV", "HarmonyBestOfTakes", "HarmonySyncScore",
+            "HarmonySyncCFGGuider"]
 WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
 WEB_FILES = sorted(p.name for p in (REPO / "web").glob("*.js"))
 

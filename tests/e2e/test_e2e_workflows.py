@@ -14,7 +14,10 @@ from workflow_graph import to_api
 
 pytestmark = pytest.mark.e2e
 
-WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json"))
+# workflows that need the user's model files (LTX-2) cannot run here; test_e2e_ltx_guider.py checks them against
+# the live schemas and /prompt
+NEEDS_USER_MODELS = {"ltx2_synccfg_lipsync"}
+WORKFLOWS = sorted(p.stem for p in (REPO / "workflows").glob("*.json") if p.stem not in NEEDS_USER_MODELS)
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)

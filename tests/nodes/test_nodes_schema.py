@@ -112,6 +112,23 @@ SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract 
         {"video": "VIDEO", "images": "IMAGE", "audio": "AUDIO", "fps": "FLOAT", "max_lag": "INT"},
         ["FLOAT", "FLOAT", "STRING", "IMAGE"],
     ),
+    "HarmonySyncCFGGuider": (
+        "Harmony/sampling",
+        {
+            "model": "MODEL",
+            "positive": "CONDITIONING",
+            "negative": "CONDITIONING",
+            "video_scale": "FLOAT",
+            "audio_scale": "FLOAT",
+            "cfg": "FLOAT",
+            "sync_start": "FLOAT",
+            "sync_end": "FLOAT",
+            "audio_vae": "VAE",
+            "vae": "VAE",
+            "image": "IMAGE",
+        },
+        ["GUIDER"],
+    ),
 }
 OPTIONAL = {
     ("HarmonyCodecLoader", "vae"),
@@ -129,6 +146,9 @@ OPTIONAL = {
     ("HarmonySyncScore", "video"),
     ("HarmonySyncScore", "images"),
     ("HarmonySyncScore", "audio"),
+    ("HarmonySyncCFGGuider", "audio_vae"),
+    ("HarmonySyncCFGGuider", "vae"),
+    ("HarmonySyncCFGGuider", "image"),
 }
 
 

@@ -226,6 +226,7 @@ Model = _socket("MODEL")
 Vae = _socket("VAE")
 Audio = _socket("AUDIO")
 Video = _socket("VIDEO")
+Guider = _socket("GUIDER")
 
 
 class Hidden(str, Enum):
