@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import MAX_TAKES, SEED_MAX
+from .config import GUIDANCE_KINDS, MAX_TAKES, SCHEDULES, SEED_MAX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -154,8 +154,16 @@ GUIDANCE_FLAGS = {  # flag (dashes for underscores) -> what it sets; one name pe
 
 def _guidance(args: argparse.Namespace, default: Guidance) -> Guidance:
     """The checkpoint's guidance for the mode with the flags the user gave (`--sync-video-scale` sets
-    `guidance.sync.video_scale`, `--text-audio-scale` sets `guidance.text.audio_scale`, ...)."""
+    `guidance.sync.video_scale`, `--text-audio-scale` sets `guidance.text.audio_scale`, ...). With UniAVGen's
+    guidance (`--guidance uniavgen`) the text scales are its MA-CFG scales."""
     given = {k: getattr(args, k) for k in GUIDANCE_FLAGS if getattr(args, k) is not None}
+    if default.macfg is not None:
+        sync = [k for k in given if k.startswith("sync_")]
+        if sync:
+            raise ValueError(f"--{sync[0].replace('_', '-')}: UniAVGen guidance has no SyncCFG; choose "
+                             "--guidance synccfg for it, or set --text-video-scale / --text-audio-scale")
+        text = {k.removeprefix("text_"): v for k, v in given.items()}
+        return replace(default, macfg=replace(default.macfg, **text))
     sync = {k.removeprefix("sync_"): v for k, v in given.items() if k.startswith("sync_")}
     text = {k.removeprefix("text_"): v for k, v in given.items() if k.startswith("text_")}
     return replace(default, sync=replace(default.sync, **sync), text=replace(default.text, **text))
@@ -172,11 +180,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
                          attention=args.attention, allow_untrained=args.allow_untrained)
     inputs = _load_inputs(args, pipe)
     mode = args.mode or ("audio_driven" if args.audio else "video_driven" if args.video else "joint")
+    defaults = pipe.model.cfg.defaults
     req = Request(mode=mode, prompt=args.prompt, audio_prompt=args.audio_prompt, transcript=args.transcript,
-                  negative_prompt=args.negative, num_frames=args.frames if not args.video else None,
-                  width=args.width, height=args.height, fps=inputs.pop("fps", args.fps), media=Media(**inputs),
-                  sampling=Sampling(args.steps, args.shift, args.solver, args.seed, args.batch),
-                  guidance=_guidance(args, default_guidance(pipe.model.cfg.defaults, mode)))
+                  ref_transcript=args.ref_transcript, language=args.language, negative_prompt=args.negative,
+                  num_frames=args.frames if not args.video else None, width=args.width, height=args.height,
+                  fps=inputs.pop("fps", args.fps), media=Media(**inputs),
+                  sampling=Sampling(steps=args.steps, shift=args.shift, solver=args.solver, schedule=args.schedule,
+                                    seed=args.seed, batch=args.batch),
+                  guidance=_guidance(args, default_guidance(replace(defaults, guidance=args.guidance or
+                                                                    defaults.guidance), mode)))
     req = pipe.resolve(req)
     if args.takes > 1:
         _check_scorable(req.num_frames)
@@ -310,7 +322,7 @@ def _takes_table(takes: list[Take], best: int | None) -> str:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .bench.run import run
 
-    run(args.which, quick=args.quick)
+    run(args.which, quick=args.quick, as_json=args.json)
     return 0
 
 
@@ -352,6 +364,12 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, help=f"{what} (default: the model's)")
     p.add_argument("--fps", default=None, help="frame rate, e.g. 25 or 30000/1001 (default: the model's)")
     p.add_argument("--solver", choices=["euler", "dpmpp_2m"], default=None)
+    p.add_argument("--schedule", choices=list(SCHEDULES), default=None,
+                   help="sigma schedule (default: the model's; UniAVGen checkpoints use 'uniavgen')")
+    p.add_argument("--guidance", choices=list(GUIDANCE_KINDS), default=None,
+                   help="synccfg (Harmony's) or uniavgen (MA-CFG + skip-layer guidance); default: the model's")
+    p.add_argument("--ref-transcript", default="", help="what the --ref-audio voice says (UniAVGen)")
+    p.add_argument("--language", choices=["en", "zh"], default="en", help="language of the transcripts")
     p.add_argument("--seed", type=int, default=0, help=f"noise seed, 0..{SEED_MAX}")
     p.add_argument("--batch", type=int, default=1, help="takes to generate in one pass (all are written)")
     p.add_argument("--takes", type=int, default=1,
@@ -387,8 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     p = sub.add_parser("bench", help="benchmarks (ratios measured in one run)")
     p.add_argument("which", nargs="?", default="all",
-                   choices=["attention", "guidance", "codecs", "memory", "cpu", "all"])
+                   choices=["attention", "gldi", "guidance", "codecs", "memory", "cpu", "all"])
     p.add_argument("--quick", action="store_true", help="smaller sizes")
+    p.add_argument("--json", action="store_true",
+                   help="also print the results as one JSON object, on the last line (gldi: its summary)")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser("eval-sync", help="synchronization metrics of mp4 clips (with a shuffled-pair baseline)")
     p.add_argument("clips", nargs="+")

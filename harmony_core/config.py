@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 INTERACTION_KINDS = ("gldi", "global", "none", "uniavgen")
+GUIDANCE_KINDS = ("synccfg", "uniavgen")   # sampling.Guidance.kind: Harmony's SyncCFG, UniAVGen's MA-CFG
+SCHEDULES = ("flow", "uniavgen")          # sampling.sigmas_for
 AUDIO_KINDS = ("mmdit", "mel")
 UNIAVGEN_LAYERS = tuple(range(0, 30, 2))  # UniAVGen's hard-coded a2v/v2a_blocks_mapping [0, 2, ..., 28]
 
@@ -156,6 +158,11 @@ class GenerationDefaults:
     text_audio_scale: float = 1.0
     driven_sync_video_scale: float | None = None  # audio-driven mode's SyncCFG video scale (None: sync_video_scale)
     driven_sync_audio_scale: float | None = None  # video-driven mode's SyncCFG audio scale (None: sync_audio_scale)
+    guidance: str = "synccfg"       # "synccfg" (Harmony's) or "uniavgen" (MA-CFG + skip-layer guidance, scales
+    #                                 = text_*_scale); sampling.guidance.GUIDANCE_KINDS
+    schedule: str = "flow"          # "flow" (shifted linspace(1, 0)) or "uniavgen" (its shifted Wan timesteps)
+    macfg_skip_blocks: tuple[int, ...] = (11,)   # UniAVGen guidance: blocks its negative pass skips
+    max_frames: int | None = None   # the longest clip the model was trained on (None: the 60 s limit only)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GenerationDefaults:
@@ -333,7 +340,9 @@ def _uniavgen() -> HarmonyConfig:
         interaction=InteractionConfig(kind="uniavgen", layers=UNIAVGEN_LAYERS, global_style=False),
         codecs={"video": "wan2.2-vae", "audio": "uniavgen-24k"},
         defaults=GenerationDefaults(fps="16", width=1312, height=736, num_frames=81, steps=50, shift=5.0,
-                                    solver="euler", sync_video_scale=3.0, sync_audio_scale=2.0),
+                                    solver="euler", sync_video_scale=3.0, sync_audio_scale=2.0,
+                                    text_video_scale=3.0, text_audio_scale=2.0, guidance="uniavgen",
+                                    schedule="uniavgen", macfg_skip_blocks=(11,), max_frames=81),
     )
 
 
@@ -349,7 +358,9 @@ def _uniavgen_tiny() -> HarmonyConfig:
                                   transcript_dim=32),
         interaction=dataclasses.replace(full.interaction, layers=(0, 2)),
         defaults=GenerationDefaults(fps="16", width=128, height=96, num_frames=21, steps=4, shift=5.0,
-                                    sync_video_scale=3.0, sync_audio_scale=2.0),
+                                    sync_video_scale=3.0, sync_audio_scale=2.0, text_video_scale=3.0,
+                                    text_audio_scale=2.0, guidance="uniavgen", schedule="uniavgen",
+                                    macfg_skip_blocks=(1,), max_frames=81),
     )
 
 

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import torch
 
-from . import timeline
+from . import families, timeline
 from .budget import FLOAT32, SAMPLER_LATENT_COPIES, SAMPLING_SLACK, MemoryPlan, decode_bytes, pixel_bytes
 from .codecs.base import AudioCodec, VideoCodec
 from .config import HarmonyConfig
@@ -25,16 +25,17 @@ from .model.transcript import encode_transcripts
 from .request import MODES, Captions, Media, Request, Sampling, resolve_defaults
 from .sampling import (
     AUDIO_DRIVEN,
+    SCHEDULES,
     UNCOND,
     VIDEO_DRIVEN,
     Callback,
     ModeSpec,
     SyncAnchors,
     audio_driven,
-    flow_sigmas,
     joint,
     plan_passes,
     sample,
+    sigmas_for,
     video_driven,
 )
 from .threads import thread_budget
@@ -91,6 +92,11 @@ class HarmonyPipeline:
             raise ValueError("mode 'video_driven' needs driving video frames (connect video / pass --video)")
         if req.mode == "video_driven":
             req = replace(req, **self._driving_video_size(req.media))
+        if families.is_uniavgen(self.model.cfg):
+            families.check_request(req, self.model.cfg)
+        if req.sampling.schedule not in SCHEDULES:
+            raise ValueError(f"schedule {req.sampling.schedule!r} is not one of {SCHEDULES}")
+        req = replace(req, guidance=families.resolve_guidance(req.guidance, req, self.model.cfg))
         if not 1 <= req.batch <= 16:
             raise ValueError(f"batch {req.batch} outside 1..16")
         if req.steps < 1:
@@ -121,7 +127,7 @@ class HarmonyPipeline:
             raise ValueError(f"frames: {req.num_frames} frames need {tv} latent frames; this model has RoPE "
                              f"positions for {cfg.video.rope_max_len}")
         rate = timeline.audio_latent_rate(self.audio_codec.sample_rate, self.audio_codec.samples_per_latent)
-        ta = timeline.audio_latents_for_frames(req.num_frames, fps, rate)
+        ta = families.audio_frames(cfg, req.num_frames, fps, rate)
         return Layout(req.num_frames, req.height, req.width, fps, tv, ta)
 
     # -- conditioning --------------------------------------------------------------------------------
@@ -139,7 +145,12 @@ class HarmonyPipeline:
             ctx = enc.encode([video_text, audio_text]).float()                    # [2, L, D]
         return ctx[:1].expand(req.batch, -1, -1), ctx[1:].expand(req.batch, -1, -1)
 
-    def conditioning(self, req: Request, negative: bool = False) -> Conditioning:
+    def conditioning(self, req: Request, negative: bool = False, ref_image: torch.Tensor | None = None,
+                     ) -> Conditioning:
+        """The model's conditioning rows for `req` (B = req.batch); `ref_image` [1, Cv, 1, h, w] is the reference
+        latent a UniAVGen model prepends to the video."""
+        if families.is_uniavgen(self.model.cfg):
+            return self._uniavgen_conditioning(req, negative, ref_image)
         video_ctx, audio_ctx = self._contexts(req, negative)
         words = encode_transcripts(["" if negative else req.transcript] * req.batch).to(self.device)
         media = req.media
@@ -149,6 +160,22 @@ class HarmonyPipeline:
             with torch.no_grad():
                 ref = self.audio_codec.encode(wave.to(self.device)).expand(req.batch, -1, -1)
         return Conditioning(video_ctx, audio_ctx, words, ref)
+
+    def _uniavgen_conditioning(self, req: Request, negative: bool, ref_image: torch.Tensor | None) -> Conditioning:
+        """umT5 caption (no audio caption), UniAVGen transcript ids, reference voice + silence, reference frame."""
+        video_ctx = req.captions.pair(negative)[0]
+        if video_ctx is None:
+            raise ValueError(f"{'negative' if negative else 'positive'}: UniAVGen reads umT5 caption embeddings "
+                             "(in ComfyUI: CLIPLoader type 'wan' + CLIPTextEncode; its guidance also needs the "
+                             "negative, an empty prompt)")
+        if ref_image is None:
+            raise ValueError("a UniAVGen model needs the reference image latent (the pipeline builds it)")
+        ids = families.transcripts(req, negative)
+        voice = families.reference_voice(req.media, self.audio_codec, self.device)
+        b = req.batch
+        return Conditioning(video_ctx.to(self.device).float().expand(b, -1, -1), None, ids.ids.to(self.device),
+                            None if voice is None else voice.expand(b, -1, -1),
+                            ref_image.to(self.device).expand(b, -1, -1, -1, -1), ids.lens.to(self.device))
 
     # -- generation ----------------------------------------------------------------------------------
     def generate(self, req: Request, callback: Callback | None = None) -> Result:
@@ -164,18 +191,18 @@ class HarmonyPipeline:
             lay = self.layout(req)
             notes: list[str] = []
             with torch.no_grad():
-                mode, static_image = self._mode(req, lay, notes)
+                mode, static_image, ref_latent = self._mode(req, lay, notes)
                 guidance = req.guidance
                 passes = {p for step in plan_passes(guidance, mode, req.steps) for p in step}
                 if passes & {AUDIO_DRIVEN, VIDEO_DRIVEN}:
                     guidance = replace(guidance, anchors=self._anchors(lay, static_image))
-                positive = self.conditioning(req)
-                negative = self.conditioning(req, negative=True) if UNCOND in passes else None
+                positive = self.conditioning(req, ref_image=ref_latent)
+                negative = self.conditioning(req, True, ref_latent) if UNCOND in passes else None
                 denoiser = HarmonyDenoiser(self.model, positive, negative)
                 noise_v, noise_a = self._noise(req, lay)
                 s = req.sampling
-                video, audio = sample(denoiser, noise_v, noise_a, mode, guidance, flow_sigmas(s.steps, s.shift),
-                                      solver=s.solver, callback=callback)
+                video, audio = sample(denoiser, noise_v, noise_a, mode, guidance,
+                                      sigmas_for(s.schedule, s.steps, s.shift), solver=s.solver, callback=callback)
             return video, audio, lay, notes
 
     def memory_required(self, req: Request, element_size: int) -> int:
@@ -187,7 +214,8 @@ class HarmonyPipeline:
         gen_v, gen_a = req.mode != "audio_driven", req.mode != "video_driven"
         passes = max(len(guidance.passes(k / req.steps, gen_v, gen_a)) for k in range(req.steps))
         s, (_, ph, pw) = self.video_codec.spatial_stride, self.model.cfg.video.patch_size
-        video_tokens = lay.video_frames * (lay.height // s // ph) * (lay.width // s // pw)
+        frames = lay.video_frames + (1 if families.is_uniavgen(self.model.cfg) else 0)   # + the reference frame
+        video_tokens = frames * (lay.height // s // ph) * (lay.width // s // pw)
         ref, media = 0, req.media
         if media.ref_audio_latent is not None:
             ref = media.ref_audio_latent.shape[-1]
@@ -235,31 +263,50 @@ class HarmonyPipeline:
         frames = timeline.pixel_frames_for(tv, self.video_codec.temporal_stride)
         return self.layout(self.resolve(Request(num_frames=frames, height=h * s, width=w * s, fps=str(fps))))
 
-    def _mode(self, req: Request, lay: Layout, notes: list[str]) -> tuple[ModeSpec, torch.Tensor | None]:
-        """The sampling mode (held frames and their clean latents) and the image the static anchor holds."""
-        m = req.media
+    def _mode(self, req: Request, lay: Layout, notes: list[str],
+              ) -> tuple[ModeSpec, torch.Tensor | None, torch.Tensor | None]:
+        """The sampling mode (held frames and their clean latents), the image the static anchor holds, and the
+        reference image latent [1, Cv, 1, h, w] (None without one)."""
+        m, uniavgen = req.media, families.is_uniavgen(self.model.cfg)
         ref_latent = None if m.image_latent is None else m.image_latent.to(self.device)
         if ref_latent is None and m.image is not None:
             image = _check_image(m.image, lay)
             ref_latent = self.video_codec.encode(image[None, :, None].to(self.device))    # [1, Cv, 1, h, w]
         if req.mode == "joint":
-            return joint(lay.video_frames, lay.audio_frames, ref_latent), m.image
-        if req.mode == "audio_driven" and m.audio_latent is not None:
-            latent = _fit_latent(m.audio_latent.to(self.device), lay.audio_frames, self.audio_codec, notes)
-            return audio_driven(latent, lay.video_frames, ref_latent), m.image
+            return joint(lay.video_frames, lay.audio_frames, ref_latent), m.image, ref_latent
         if req.mode == "audio_driven":
-            wave, note = timeline.fit_audio_to_video(m.audio.float().reshape(1, -1), self.audio_codec.sample_rate,
-                                                     lay.num_frames, lay.fps)
-            notes.append(note)
-            latent = self.audio_codec.encode(_pad_to_latents(wave, self.audio_codec.samples_per_latent,
-                                                             lay.audio_frames).to(self.device))
-            return audio_driven(latent[..., : lay.audio_frames], lay.video_frames, ref_latent), m.image
+            latent = self._driving_audio(req, lay, notes)
+            tail = lay.audio_frames if uniavgen else None   # UniAVGen generates past a shorter driving track
+            return audio_driven(latent, lay.video_frames, ref_latent, tail), m.image, ref_latent
         if m.video_latent is not None:
-            return video_driven(m.video_latent.to(self.device), lay.audio_frames), m.image
-        frames = m.video.float().to(self.device)
-        latent = self.video_codec.encode(frames[None])                                    # [1, Cv, Tv, h, w]
-        first = frames[:, 0] if m.image is None else m.image
-        return video_driven(latent, lay.audio_frames), first
+            latent, first = m.video_latent.to(self.device), m.image
+        else:
+            frames = m.video.float().to(self.device)
+            latent = self.video_codec.encode(frames[None])                                # [1, Cv, Tv, h, w]
+            first = frames[:, 0] if m.image is None else m.image
+        if uniavgen and ref_latent is None:   # UniAVGen's V2A reference: the driving clip's first frame (causal VAE)
+            ref_latent = latent[:, :, :1]
+        return video_driven(latent, lay.audio_frames), first, ref_latent
+
+    def _driving_audio(self, req: Request, lay: Layout, notes: list[str]) -> torch.Tensor:
+        """The clean driving audio latent [1, Ca, T]: fitted to the clip (Harmony), or as long as it is and never
+        longer than the clip (UniAVGen: its tail is generated)."""
+        m, codec, spl = req.media, self.audio_codec, self.audio_codec.samples_per_latent
+        if families.is_uniavgen(self.model.cfg):
+            if m.audio_latent is not None:
+                latent = m.audio_latent.to(self.device)
+                families.check_driving_audio(latent.shape[-1] * spl, codec.sample_rate, lay.audio_frames, spl)
+                return latent
+            wave = m.audio.float().reshape(1, -1)
+            families.check_driving_audio(wave.shape[-1], codec.sample_rate, lay.audio_frames, spl)
+            return codec.encode(_pad_to_latents(wave, spl).to(self.device))[..., : lay.audio_frames]
+        if m.audio_latent is not None:
+            return _fit_latent(m.audio_latent.to(self.device), lay.audio_frames, codec, notes)
+        wave, note = timeline.fit_audio_to_video(m.audio.float().reshape(1, -1), codec.sample_rate,
+                                                 lay.num_frames, lay.fps)
+        notes.append(note)
+        latent = codec.encode(_pad_to_latents(wave, spl, lay.audio_frames).to(self.device))
+        return latent[..., : lay.audio_frames]
 
     def _anchors(self, lay: Layout, static_image: torch.Tensor | None) -> SyncAnchors:
         image = None if static_image is None else static_image.float()[None].to(self.device)
@@ -271,7 +318,11 @@ class HarmonyPipeline:
         s = self.video_codec.spatial_stride
         video = torch.randn(req.batch, self.video_codec.latent_channels, lay.video_frames, lay.height // s,
                             lay.width // s, generator=g)
-        audio = torch.randn(req.batch, self.audio_codec.latent_channels, lay.audio_frames, generator=g)
+        if families.is_uniavgen(self.model.cfg):   # drawn time-major as the reference (same seed, same noise)
+            audio = torch.randn(req.batch, lay.audio_frames, self.audio_codec.latent_channels, generator=g)
+            audio = audio.transpose(1, 2).contiguous()                                   # [B, Ca, Ta]
+        else:
+            audio = torch.randn(req.batch, self.audio_codec.latent_channels, lay.audio_frames, generator=g)
         return video.to(self.device), audio.to(self.device)
 
 

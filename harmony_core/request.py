@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .config import GenerationDefaults
-from .sampling import Guidance, SyncCFG, TextCFG
+from .sampling import MACFG, Guidance, SyncCFG, TextCFG
 
 MODES = ("joint", "audio_driven", "video_driven")
 
@@ -62,12 +62,13 @@ class Captions:
 
 @dataclass(frozen=True)
 class Sampling:
-    """How to sample: steps of the shifted flow schedule, the solver, the noise seed, and how many clips
-    (batch) are sampled at once."""
+    """How to sample: steps of the shifted schedule ("flow", or "uniavgen": its shifted Wan timesteps), the
+    solver, the noise seed, and how many clips (batch) are sampled at once."""
 
     steps: int | None = None
     shift: float | None = None
     solver: str | None = None
+    schedule: str | None = None
     seed: int = 0
     batch: int = 1
 
@@ -80,6 +81,8 @@ class Request:
     prompt: str = ""
     audio_prompt: str | None = None   # None: the prompt
     transcript: str = ""
+    ref_transcript: str = ""          # what the reference voice says (UniAVGen puts it before the transcript)
+    language: str = "en"              # of the transcripts: "en", or "zh" (UniAVGen, with jieba + pypinyin)
     negative_prompt: str = ""
     num_frames: int | None = None
     width: int | None = None
@@ -107,7 +110,10 @@ class Request:
 
 def default_guidance(d: GenerationDefaults, mode: str) -> Guidance:
     """A checkpoint's guidance for `mode`: its SyncCFG and text-CFG scales, with the driven modes' own SyncCFG
-    scale where it stores one (the only SyncCFG scale a driven mode uses)."""
+    scale where it stores one (the only SyncCFG scale a driven mode uses); or, for a checkpoint whose default
+    is UniAVGen's guidance, MA-CFG at its text scales with its skip-layer blocks."""
+    if d.guidance == "uniavgen":
+        return Guidance(macfg=MACFG(d.text_video_scale, d.text_audio_scale, skip_blocks=d.macfg_skip_blocks))
     video, audio = d.sync_video_scale, d.sync_audio_scale
     if mode == "audio_driven" and d.driven_sync_video_scale is not None:
         video = d.driven_sync_video_scale
@@ -122,6 +128,7 @@ def resolve_defaults(req: Request, d: GenerationDefaults) -> Request:
     s = req.sampling
     sampling = replace(s, steps=d.steps if s.steps is None else s.steps,
                        shift=d.shift if s.shift is None else s.shift,
-                       solver=d.solver if s.solver is None else s.solver)
+                       solver=d.solver if s.solver is None else s.solver,
+                       schedule=d.schedule if s.schedule is None else s.schedule)
     guidance = req.guidance if req.guidance is not None else default_guidance(d, req.mode)
     return replace(req, sampling=sampling, guidance=guidance, **size)

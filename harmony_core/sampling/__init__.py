@@ -24,8 +24,10 @@ from .sampler import Callback, NonFiniteLatentError, sample
 from .schedules import (
     DEFAULT_SHIFT,
     DEFAULT_STEPS,
+    SCHEDULES,
     flow_sigmas,
     shift_sigma,
+    sigmas_for,
     uniavgen_sigmas,
     uniavgen_timesteps,
 )
@@ -34,9 +36,9 @@ from .uniavgen import MACFG, TASK_FLAGS, TaskFlags, uniavgen_task
 
 __all__ = [
     "AUDIO_DRIVEN", "AV", "Callback", "DEFAULT_SHIFT", "DEFAULT_STEPS", "Denoiser", "GUIDANCE_KINDS", "Guidance",
-    "History", "JOINT", "MACFG", "ModeSpec", "NonFiniteLatentError", "SOLVERS", "SyncAnchors", "SyncCFG",
+    "History", "JOINT", "MACFG", "ModeSpec", "NonFiniteLatentError", "SCHEDULES", "SOLVERS", "SyncAnchors", "SyncCFG",
     "TASK_FLAGS", "TaskFlags", "TextCFG", "UNCOND", "VIDEO_DRIVEN", "audio_driven", "combine", "dpmpp_2m",
     "euler", "flow_sigmas", "get_solver", "guidance_for", "guided_velocity", "joint", "plan_flags",
-    "plan_passes", "sample", "shift_sigma", "to_x0", "uniavgen_sigmas", "uniavgen_task", "uniavgen_timesteps",
+    "plan_passes", "sample", "shift_sigma", "sigmas_for", "to_x0", "uniavgen_sigmas", "uniavgen_task", "uniavgen_timesteps",
     "video_driven",
 ]

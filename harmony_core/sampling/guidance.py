@@ -32,6 +32,7 @@ from typing import Mapping, Protocol
 
 import torch
 
+from ..config import GUIDANCE_KINDS
 from ..passes import PLAIN, PassFlags
 from .modes import ModeSpec
 from .solvers import AV
@@ -39,8 +40,7 @@ from .uniavgen import MACFG
 
 JOINT, UNCOND, AUDIO_DRIVEN, VIDEO_DRIVEN = "J", "U", "AD", "VD"
 MODALITIES = ("video", "audio")
-SYNCCFG_KIND, UNIAVGEN_KIND = "synccfg", "uniavgen"
-GUIDANCE_KINDS = (SYNCCFG_KIND, UNIAVGEN_KIND)
+SYNCCFG_KIND, UNIAVGEN_KIND = GUIDANCE_KINDS
 
 
 class Denoiser(Protocol):

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from ..config import SCHEDULES
+
 DEFAULT_STEPS = 40
 DEFAULT_SHIFT = 5.0
 
@@ -77,3 +79,14 @@ def uniavgen_sigmas(steps: int = 50, shift: float = DEFAULT_SHIFT,
     model sees, divided by 1000; times 1000 again they are the reference's t exactly for the fp32 defaults,
     within two float32 roundings otherwise)."""
     return uniavgen_timesteps(steps, shift, dtype).to(torch.float32) / WAN_TIMESTEPS
+
+
+
+def sigmas_for(schedule: str, steps: int, shift: float) -> torch.Tensor:
+    """The sigma levels of a named schedule: "flow" (`flow_sigmas`, Harmony's and Wan's) or "uniavgen"
+    (`uniavgen_sigmas`, the timesteps UniAVGen's release samples at)."""
+    if schedule == "flow":
+        return flow_sigmas(steps, shift)
+    if schedule == "uniavgen":
+        return uniavgen_sigmas(steps, shift)
+    raise ValueError(f"unknown schedule {schedule!r}; accepted: {', '.join(SCHEDULES)}")

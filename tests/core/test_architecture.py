@@ -19,6 +19,7 @@ LAYERS = [
     # the sampler over a denoiser callable (it knows no model)
     {"model", "codecs"},
     {"request"},                                              # what to generate: plain data over Guidance
+    {"families"},                                             # what a model family needs around the pipeline
     {"pipeline"},
     {"build"},                                                # the only place that assembles model + codecs
     {"train"},
