@@ -34,6 +34,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from .loading.checkpoint import config_of, read_header
 
+    if (args.checkpoint is None) == (args.preset is None):
+        raise ValueError("info: give a checkpoint file (or folder) or --preset NAME, not both")
+    if args.preset is not None:
+        return _preset_info(args.preset)
     header = read_header(args.checkpoint)
     cfg = config_of(header)
     counts: Counter[str] = Counter()
@@ -45,6 +49,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     info = {"file": str(header.path), "format": header.keymap.description, "wrapper_prefix": header.prefix,
             "dtypes": dict(Counter(header.dtypes.values())), "parameters": dict(counts),
             "total_parameters": sum(counts.values()), "config": cfg.to_dict()}
+    print(json.dumps(info, indent=2))  # noqa: T201
+    return 0
+
+
+def _preset_info(name: str) -> int:
+    """Parameter counts of a preset, built on the meta device (nothing allocated)."""
+    from .config import preset
+    from .model.count import parameter_counts
+
+    cfg = preset(name)
+    counts = parameter_counts(cfg)
+    info = {"preset": name, "parameters": counts, "total_parameters": sum(counts.values()),
+            "bf16_weights_gib": round(2 * sum(counts.values()) / 2**30, 2), "config": cfg.to_dict()}
     print(json.dumps(info, indent=2))  # noqa: T201
     return 0
 
@@ -399,8 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harmony_core", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("info", help="config, parameter counts and dtypes of a checkpoint")
-    p.add_argument("checkpoint")
+    p = sub.add_parser("info", help="config, parameter counts and dtypes of a checkpoint (or of a preset)")
+    p.add_argument("checkpoint", nargs="?", help="a .safetensors file, or a folder with a sharded index")
+    p.add_argument("--preset", help="a preset's counts instead, built without allocating (e.g. uniavgen)")
     p.set_defaults(func=cmd_info)
     _add_generate(sub)
     p = sub.add_parser("bench", help="benchmarks (ratios measured in one run)")

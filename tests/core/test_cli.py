@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 import av
 import numpy as np
+import json
+
 import pytest
 import torch
 
@@ -203,3 +205,13 @@ def test_driving_audio_with_nan_is_refused_naming_the_file(tmp_path, caplog):
     code = main(["generate", "--audio", str(path), "--out", str(tmp_path / "x.mp4"), "--steps", "1"])
     assert code == 2 and "nan.wav: 5 of 16000 audio samples are NaN or infinite" in caplog.text
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_info_preset_counts_without_allocating(capsys):
+    """`info --preset uniavgen`: the full-size count (7,056,424,223) from the meta device, in seconds."""
+    assert main(["info", "--preset", "uniavgen"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["total_parameters"] == 7_056_424_223
+    assert info["parameters"] == {"video": 4_999_787_712, "audio": 1_419_073_616, "interaction": 637_562_895}
+    assert main(["info", "x.safetensors", "--preset", "uniavgen"]) == 2   # main logs the error, exit code 2
+    assert main(["info"]) == 2
