@@ -67,5 +67,5 @@ def bench_audio_rows(quick: bool, device: str = "cpu") -> list[dict[str, Any]]:
     """
     seconds = 2.0 if quick else 4.0
     keys = ("codec", "setting", "sec_per_media_sec", "peak_mb")
-    return [{k: bench_mmaudio_decode(mode, seconds, device)[k] for k in keys}
-            for mode in (("16k",) if quick else ("16k", "44k"))]
+    rows = [bench_mmaudio_decode(mode, seconds, device) for mode in (("16k",) if quick else ("16k", "44k"))]
+    return [{k: row[k] for k in keys} for row in rows]   # one decode per mode (not one per column)
