@@ -92,7 +92,7 @@ def rows(scales: tuple[int, ...] = (1, 2), heads: int = 2, threads: int | None =
     out = []
     for direction in ("a2v", "v2a"):
         for scale in scales:
-            m = {variant: run_in_subprocess("harmony_core.bench.attention:measure_variant", {
+            m = {variant: run_in_subprocess(measure_variant, {
                 "variant": variant, "direction": direction, "scale": scale, "heads": heads, "threads": threads})
                 for variant in ("gathered", "dense")}
             out.append({

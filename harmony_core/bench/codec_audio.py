@@ -49,7 +49,7 @@ def bench_mmaudio_decode(mode: str = "16k", seconds: float = 2.0, device: str = 
     """
     threads = threads or torch.get_num_threads()
     args = {"mode": mode, "seconds": seconds, "device": device, "threads": threads}
-    r = run_in_subprocess("harmony_core.bench.codec_audio:_measure_decode", args)
+    r = run_in_subprocess(_measure_decode, args)
     row = {"codec": f"mmaudio-{mode}", "sec_per_media_sec": round(r["decode_sec"] / r["media_sec"], 2),
            "peak_mb": round(r["peak_mb"], 1),
            "setting": f"decode {r['media_sec']:.2f} s: VAE hidden {r['vae_hidden']} + BigVGAN "

@@ -61,7 +61,7 @@ def bench_demo_rows(quick: bool, device: str | torch.device = "cpu") -> list[dic
     for (h, w), frames in ((DEMO_SIZE, DEMO_FRAMES), (HD_SIZE, HD_FRAMES)):
         setting = f"{h}x{w} {frames} frames, {device.type}"
         for op in ("decode", "encode"):
-            r = run_in_subprocess("harmony_core.bench.codec_demo:_measure_call",
+            r = run_in_subprocess(_measure_call,
                                   {**base, "codec": "video", "op": op, "size": (h, w), "frames": frames})
             rows.append(_row("demo_video", f"{op} {setting}", r["seconds"], frames / DEMO_FPS, r["peak_mb"]))
     audio = DemoAudioCodec.default()
@@ -69,7 +69,7 @@ def bench_demo_rows(quick: bool, device: str | torch.device = "cpu") -> list[dic
     seconds = samples / audio.sample_rate
     setting = f"16 kHz {seconds:g} s, {audio.config.griffin_lim_iters} Griffin-Lim iters, {device.type}"
     for op in ("decode", "encode"):
-        r = run_in_subprocess("harmony_core.bench.codec_demo:_measure_call",
+        r = run_in_subprocess(_measure_call,
                               {**base, "codec": "audio", "op": op, "samples": samples})
         rows.append(_row(audio.name, f"{op} {setting}", r["seconds"], seconds, r["peak_mb"]))
     logger.info("demo codec bench: %s", rows)

@@ -50,7 +50,7 @@ def bench_wan_vae(height: int = 480, width: int = 832, seconds: float = 0.2, fps
     threads = threads or torch.get_num_threads()
     args = {"height": height, "width": width, "latent_frames": latent_frames_for(frames), "tiled": tiled,
             "tile": asdict(tile), "device": device, "dtype": dtype, "threads": threads}
-    result = run_in_subprocess("harmony_core.bench.codec_video:_measure_decode", args)
+    result = run_in_subprocess(_measure_decode, args)
     media = frames / fps
     n_tiles = len(tile_spans(height // 16, tile.tile, tile.overlap)) * len(tile_spans(width // 16, tile.tile,
                                                                                         tile.overlap))

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -71,7 +72,8 @@ def demo_generate(args: dict[str, Any]) -> dict[str, Any]:
             "seconds": time.perf_counter() - start}
 
 
-def _with_busy_cores(n: int, target: str, args: dict[str, Any]) -> dict[str, Any]:
+def _with_busy_cores(n: int, target: Callable[[dict[str, Any]], dict[str, Any]], args: dict[str, Any],
+                     ) -> dict[str, Any]:
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
     try:
         return run_in_subprocess(target, {**args, "busy": n})
@@ -82,11 +84,11 @@ def _with_busy_cores(n: int, target: str, args: dict[str, Any]) -> dict[str, Any
 
 
 def rows(quick: bool = False) -> list[dict]:
-    out = [run_in_subprocess("harmony_core.bench.cpu:tiny_forward", {"threads": 1})]
-    out += [run_in_subprocess("harmony_core.bench.cpu:synthetic_clip", {"threads": 1, "kind": k})
+    out = [run_in_subprocess(tiny_forward, {"threads": 1})]
+    out += [run_in_subprocess(synthetic_clip, {"threads": 1, "kind": k})
             for k in ("impact", "speaker")]
     cores = os.cpu_count() or 1
     for busy in (0,) if quick or cores < 2 else (0, 1):
         for threads in sorted({1, cores}):
-            out.append(_with_busy_cores(busy, "harmony_core.bench.cpu:demo_generate", {"threads": threads}))
+            out.append(_with_busy_cores(busy, demo_generate, {"threads": threads}))
     return out

@@ -96,8 +96,12 @@ def _child_main(target: str, payload: str) -> None:
     sys.stdout.write(json.dumps(result) + "\n")
 
 
-def run_in_subprocess(target: str, args: dict[str, Any]) -> dict[str, Any]:
-    """Run `module:function(args)` in a fresh interpreter and return its dict (JSON round trip)."""
+def run_in_subprocess(fn: Callable[[dict[str, Any]], dict[str, Any]], args: dict[str, Any]) -> dict[str, Any]:
+    """Run `fn(args)` (a module-level function) in a fresh interpreter and return its dict (JSON round trip).
+    The child imports `fn` by its module and name, so it must be importable, not a closure or a lambda."""
+    target = f"{fn.__module__}:{fn.__qualname__}"
+    if "<" in fn.__qualname__ or "." in fn.__qualname__:
+        raise ValueError(f"{target}: give a module-level function (the subprocess imports it by name)")
     path = os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-c", _CHILD, target, json.dumps(args)], capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": path}, check=False)

@@ -46,5 +46,5 @@ def forward_peak(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def rows(cases: tuple[tuple[int, int, int, int], ...] = CASES) -> list[dict]:
-    return [run_in_subprocess("harmony_core.bench.memory:forward_peak",
+    return [run_in_subprocess(forward_peak,
                               {"rows": r, "tv": tv, "hw": hw, "ta": ta}) for r, tv, hw, ta in cases]

@@ -135,3 +135,18 @@ def test_codec_families_stand_alone():
     """Each codec family uses the interface (codecs/base.py) and the base layers, not another family."""
     assert all((CORE / "codecs" / f).is_dir() for f in CODEC_FAMILIES)
     assert family_imports() == FAMILY_ARROWS
+
+
+def test_no_import_by_string():
+    """Imports are statements the graph above can read: no importlib.import_module / __import__ in the core, except
+    the benchmark child (bench/measure.py) that runs a function given as an object in a fresh interpreter."""
+    found = []
+    for path in CORE.rglob("*.py"):
+        if path == CORE / "bench" / "measure.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Call):
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name in ("import_module", "__import__"):
+                    found.append(f"{path.relative_to(CORE)}:{node.lineno}")
+    assert found == []

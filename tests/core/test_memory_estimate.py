@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harmony_core.bench import memory
 from harmony_core.bench.measure import run_in_subprocess
 from harmony_core.config import preset
 from harmony_core.model.memory import forward_bytes
@@ -21,7 +22,7 @@ def test_estimate_scales_with_rows_tokens_and_dtype() -> None:
 
 @pytest.mark.parametrize("rows, hw", [(4, 16), (2, 32)])
 def test_estimate_is_close_to_the_measured_peak(rows: int, hw: int) -> None:
-    got = run_in_subprocess("harmony_core.bench.memory:forward_peak",
+    got = run_in_subprocess(memory.forward_peak,
                             {"rows": rows, "tv": 21, "hw": hw, "ta": 102})
     if not got["peak_method"].startswith("VmHWM"):
         pytest.skip(f"no per-call peak on this system ({got['peak_method']}): only a lifetime peak")
