@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import timeline
-from ..attention import resolve
-from ..attention.local import neighbour_frame_attention
+from ..attention.local import neighbour_frame_attention, padded_windows, window_attention
 
 FRAMES, PER_FRAME, AUDIO, HEAD_DIM = 28, 858, 137, 128
 
@@ -32,10 +31,10 @@ def _inputs(direction: str, scale: int, heads: int, seed: int = 0):
 def gathered(direction: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, tv: int, ta: int,
              a2v_margin: float = 0.5, v2a_margin: int = 1) -> torch.Tensor:
     """The model's path: windows gathered into a (B*Tv, window) batch."""
-    sdpa = resolve("sdpa")
     if direction == "a2v":
         w = timeline.a2v_windows(tv, ta, a2v_margin)
-        out = sdpa(q.view(tv, PER_FRAME, *q.shape[2:]), k[0][w.index], v[0][w.index], w.valid)
+        index, mask = padded_windows(w.index, w.valid)
+        out = window_attention(q.view(1, tv, PER_FRAME, *q.shape[2:]), k[:, index], v[:, index], mask)
         return out.reshape(q.shape)
     qw, _ = timeline.v2a_groups(tv, ta, v2a_margin)
     kf = k.view(1, tv, PER_FRAME, *k.shape[2:])                              # [1, Tv, HW, H, D] (a view)

@@ -1,6 +1,8 @@
-"""`python -m harmony_core bench {attention,guidance,codecs,memory,cpu,all}`: tables of ratios from one run."""
+"""`python -m harmony_core bench {attention,gldi,guidance,codecs,memory,cpu,all} [--json]`: tables of
+ratios from one run; with --json the last line printed is one JSON object (`gldi`: its summary, else the rows)."""
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 
@@ -32,11 +34,19 @@ def _codec_rows(quick: bool) -> list[dict]:
     return [*bench_demo_rows(quick), *bench_video_rows(quick), *bench_audio_rows(quick)]
 
 
-def suites(quick: bool) -> dict[str, Callable[[], list[dict]]]:
+def _gldi(quick: bool) -> tuple[dict[str, list[dict]], dict]:
+    from . import gldi
+
+    return gldi.report(quick)
+
+
+def suites(quick: bool) -> dict[str, Callable[[], list[dict] | tuple[dict[str, list[dict]], dict]]]:
+    """name -> rows, or ({table title: rows}, summary) for suites with a summary."""
     from . import attention, cpu, guidance, memory
 
     return {
         "attention": lambda: attention.rows(scales=(1,) if quick else (1, 2, 4)),
+        "gldi": lambda: _gldi(quick),
         "guidance": guidance.rows,
         "codecs": lambda: _codec_rows(quick),
         "memory": lambda: memory.rows(memory.CASES[:2] if quick else memory.CASES),
@@ -44,14 +54,22 @@ def suites(quick: bool) -> dict[str, Callable[[], list[dict]]]:
     }
 
 
-def run(which: str, quick: bool = False) -> str:
+def run(which: str, quick: bool = False, as_json: bool = False) -> str:
     all_suites = suites(quick)
     names = list(all_suites) if which == "all" else [which]
-    out = []
+    out, results = [], {}
     for name in names:
         if name not in all_suites:
             raise ValueError(f"unknown bench {name!r}; choose from {sorted(all_suites)} or 'all'")
-        text = table(name, all_suites[name]())
-        print(text, flush=True)  # noqa: T201  (CLI output)
-        out.append(text)
+        result = all_suites[name]()
+        tables, summary = result if isinstance(result, tuple) else ({name: result}, None)
+        for title, rows in tables.items():
+            text = table(title if title == name else f"{name}: {title}", rows)
+            print(text, flush=True)  # noqa: T201  (CLI output)
+            out.append(text)
+        results[name] = summary if summary is not None else result
+    if as_json:
+        line = json.dumps(results[which] if which != "all" else results)
+        print(line, flush=True)  # noqa: T201  (CLI output: the last line)
+        out.append(line)
     return "\n\n".join(out)
