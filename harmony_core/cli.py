@@ -1,13 +1,11 @@
-"""`python -m harmony_core {info,generate,bench,eval-sync,train,ablate}`."""
+"""`python -m harmony_core {info,generate,convert,bench,eval-sync,train,ablate}`."""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import math
 import sys
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,8 +15,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from .metrics import SyncScore
-    from .pipeline import HarmonyPipeline, Request, Result
+    from .model.kit import MemoryKit
+    from .pipeline import HarmonyPipeline
     from .sampling import Guidance
 
 log = logging.getLogger("harmony_core")
@@ -149,16 +147,6 @@ def torch_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(frames).float().permute(3, 0, 1, 2) * 2 - 1
 
 
-def _generate(pipe: HarmonyPipeline, req: Request, desc: str, quiet: bool) -> tuple[Result, float]:
-    """(Result, seconds) of one pipeline run with a progress bar."""
-    from tqdm import tqdm
-
-    start = time.perf_counter()
-    with tqdm(total=req.steps, desc=desc, unit="step", disable=quiet) as bar:
-        result = pipe.generate(req, callback=lambda step, total, *_: bar.update(1))
-    return result, time.perf_counter() - start
-
-
 GUIDANCE_FLAGS = {  # flag (dashes for underscores) -> what it sets; one name per knob: Guidance.<sync|text>.<rest>
     "sync_video_scale": "SyncCFG video scale: motion follows the audio (1 = off)",
     "sync_audio_scale": "SyncCFG audio scale: sounds follow the motion (1 = off)",
@@ -189,12 +177,14 @@ def _guidance(args: argparse.Namespace, default: Guidance) -> Guidance:
 def cmd_generate(args: argparse.Namespace) -> int:
     from .budget import available_memory, check_budget
     from .build import CodecFiles, load_pipeline
+    from .cli_takes import check_scorable, generate_with_progress, run_takes
     from .media import write_mp4
     from .request import Media, Request, Sampling, default_guidance
 
     out = _check_generate_args(args)
     pipe = load_pipeline(args.model, CodecFiles(args.video_vae, args.audio_vae, args.vocoder), device=args.device,
-                         attention=args.attention, allow_untrained=args.allow_untrained)
+                         attention=_attention(args.attention), allow_untrained=args.allow_untrained,
+                         kit=_kit(args))
     inputs = _load_inputs(args, pipe)
     mode = args.mode or ("audio_driven" if args.audio else "video_driven" if args.video else "joint")
     defaults = pipe.model.cfg.defaults
@@ -208,7 +198,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                                                                     defaults.guidance), mode)))
     req = pipe.resolve(req)
     if args.takes > 1:
-        _check_scorable(req.num_frames)
+        check_scorable(req.num_frames)
     if not args.skip_memory_check:  # takes run one after another: one take's memory
         plan = pipe.memory_plan(req.with_batch(1) if args.takes > 1 else req,
                                 next(pipe.model.parameters()).element_size())
@@ -218,8 +208,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     meta = {"prompt": args.prompt, "audio_prompt": args.audio_prompt or "", "transcript": args.transcript,
             "mode": mode, "seed": str(args.seed), "model": str(args.model or "bundled demo")}
     if args.takes > 1:
-        return _run_takes(args, pipe, req, out, meta)
-    result, elapsed = _generate(pipe, req, f"harmony {mode}", args.quiet)
+        return run_takes(args, pipe, req, out, meta)
+    result, elapsed = generate_with_progress(pipe, req, f"harmony {mode}", args.quiet)
     for take in range(result.frames.shape[0]):
         path = write_mp4(out, result.frames[take], result.fps, result.wave[take][None], result.sample_rate,
                          metadata=meta)
@@ -228,109 +218,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------------
-# generate --takes N: one take after another, ranked by sync score
-# ------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Take:
-    """One finished take: its number (1-based), seed, sync score (None when it could not be scored) and the
-    file it was written to (None when not kept)."""
-
-    index: int
-    seed: int
-    score: SyncScore | None
-    path: Path | None = None
-
-    @property
-    def rank_key(self) -> float:
-        return self.score.score if self.score is not None else -math.inf
-
-
-def _check_scorable(num_frames: int) -> None:
-    from .metrics.score import MIN_FRAMES
-
-    if num_frames < MIN_FRAMES:
-        raise ValueError(f"--takes ranks takes by their sync score, which needs at least {MIN_FRAMES} "
-                         f"frames; this request makes {num_frames}: raise --frames or use --takes 1")
-
-
-def _take_path(out: Path, index: int) -> Path:
-    """Where --keep-all writes take `index`: beside the best (`<stem>_take<i>.mp4`), or inside the folder."""
-    if out.suffix.lower() == ".mp4" and not out.is_dir():
-        return out.with_name(f"{out.stem}_take{index}.mp4")
-    return out / f"harmony_take{index}.mp4"
-
-
-def _score(result: Result, take: int, seed: int) -> SyncScore | None:
-    from .metrics import score_clip
+def _attention(name: str) -> str:
+    """The attention backend, checked before loading: a missing package or GPU is a clear error."""
+    from .attention import AttentionUnavailable, resolve
 
     try:
-        return score_clip(result.frames[0], result.fps, result.wave[0], result.sample_rate)
-    except ValueError as exc:  # e.g. NaN output: rank the take last instead of losing the others
-        log.warning("take %d (seed %d) could not be scored and ranks last: %s", take, seed, exc)
-        return None
+        resolve(name)
+    except AttentionUnavailable as exc:
+        raise ValueError(f"--attention {name}: {exc}; 'sdpa' always works") from exc
+    return name
 
 
-def _write_take(result: Result, path: Path, seed: int, meta: dict) -> Path:
-    from .media import write_mp4
+def _kit(args: argparse.Namespace) -> MemoryKit:
+    from .model.kit import MemoryKit
 
-    return write_mp4(path, result.frames[0], result.fps, result.wave[0][None], result.sample_rate,
-                     metadata={**meta, "seed": str(seed)})
-
-
-def _settle(take: Take, result: Result, out: Path, meta: dict, keep: bool) -> Take:
-    """A take that is not the best: written beside the best with --keep-all, else dropped."""
-    if not keep:
-        return take
-    return replace(take, path=_write_take(result, _take_path(out, take.index), take.seed, meta))
+    return MemoryKit(fp8=args.fp8, fp8_scaling=args.fp8_scaling, swap_blocks=args.swap_blocks,
+                     compile=args.compile).validate()
 
 
-def _run_takes(args: argparse.Namespace, pipe: HarmonyPipeline, req: Request, out: Path, meta: dict) -> int:
-    """Generate args.takes takes (seed, seed + 1, ..., batch 1 each), keep the best by sync score.
+# ------------------------------------------------------------------------------------------------
+# convert --fp8 IN OUT
+# ------------------------------------------------------------------------------------------------
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .model.convert import convert_fp8
 
-    Only the best take so far is held in memory; with --keep-all every other take is written as soon as a
-    better one is known. Ctrl-C stops after writing the best finished take (exit code 130).
-    """
-    done: list[Take] = []
-    best: tuple[Take, object] | None = None  # (take, its Result)
-    interrupted = False
-    try:
-        for i in range(1, args.takes + 1):
-            seed = args.seed + i - 1
-            result, elapsed = _generate(pipe, req.with_seed(seed).with_batch(1), f"take {i}/{args.takes}",
-                                        args.quiet)
-            take = Take(i, seed, _score(result, i, seed))
-            log.info("take %d/%d (seed %d) in %.1f s: %s", i, args.takes, seed, elapsed,
-                     "not scored" if take.score is None else f"sync score {take.score.score:+.3f}")
-            if best is None or take.rank_key > best[0].rank_key:
-                best, loser = (take, result), best
-            else:
-                loser = (take, result)
-            if loser is not None:
-                done.append(_settle(*loser, out, meta, args.keep_all))
-    except KeyboardInterrupt:
-        interrupted = True
-        log.warning("interrupted after %d of %d takes", len(done) + (best is not None), args.takes)
-    if best is not None:
-        done.append(replace(best[0], path=_write_take(best[1], out, best[0].seed, meta)))
-    print(_takes_table(done, best[0].index if best else None))  # noqa: T201
-    if interrupted:
-        log.warning("stopped by Ctrl-C; the files listed above are kept")
-        return 130
+    if not args.fp8:
+        raise ValueError("convert: say what to convert to; the one conversion is --fp8")
+    summary = convert_fp8(args.src, args.dst, scaling=args.fp8_scaling, overwrite=args.overwrite)
+    print(json.dumps(summary, indent=2))  # noqa: T201
     return 0
-
-
-def _takes_table(takes: list[Take], best: int | None) -> str:
-    """take, seed, score, best lag (ms) and file of each take, in take order."""
-    width = max([4] + [len(str(t.seed)) for t in takes])
-    lines = [f"take  {'seed':>{width}}   score  best lag  file"]
-    for t in sorted(takes, key=lambda t: t.index):
-        score = "   n/a" if t.score is None else f"{t.score.score:+.3f}"
-        lag = "     n/a" if t.score is None else f"{t.score.best_lag_seconds * 1000:+5.0f} ms"
-        file = "(not kept)" if t.path is None else str(t.path)
-        mark = "  <- best" if t.index == best else ""
-        lines.append(f"{t.index:>4}  {t.seed:>{width}}  {score}  {lag}  {file}{mark}")
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -400,7 +316,9 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                         "ending in / is a folder, created when missing); a name without an extension gets "
                         ".mp4. An existing file is never overwritten: the next free name_00001.mp4 is used")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--attention", default="sdpa")
+    p.add_argument("--attention", default="sdpa", choices=["sdpa", "flash", "sage"],
+                   help="attention kernel: sdpa works everywhere; flash / sage need their package and a CUDA GPU")
+    _add_kit_arguments(p)
     p.add_argument("--video-vae", help="Wan2.2 VAE (.safetensors) for real models")
     p.add_argument("--audio-vae", help="MMAudio VAE (.safetensors) for real models")
     p.add_argument("--vocoder", help="BigVGAN vocoder (.safetensors) for real models")
@@ -412,6 +330,31 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+def _add_kit_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fp8", action="store_true",
+                   help="store the big linear layers as float8_e4m3fn (about half the bf16 memory), computed in "
+                        "the load dtype; quantized while loading")
+    p.add_argument("--fp8-scaling", choices=["row", "tensor"], default="row",
+                   help="fp8 scale per output row (default, more accurate) or one per tensor (ComfyUI's layout)")
+    p.add_argument("--swap-blocks", type=int, default=0, metavar="N",
+                   help="keep the last N layers of each tower on the CPU and stream them to --device just "
+                        "before use (overlapped with compute; same output as without)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile each transformer block (the first step compiles; falls back to eager "
+                        "with a log line where compiling is unavailable)")
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="write a checkpoint with its big linear layers in fp8 (one .safetensors)")
+    p.add_argument("--fp8", action="store_true", help="quantize to float8_e4m3fn with float32 scales (required)")
+    p.add_argument("--fp8-scaling", choices=["row", "tensor"], default="row",
+                   help="<layer>.scale_weight per output row [out, 1] (default) or per tensor [] (ComfyUI's)")
+    p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    p.add_argument("src", help="a checkpoint: .safetensors file, sharded folder or its index")
+    p.add_argument("dst", help="the .safetensors file to write")
+    p.set_defaults(func=cmd_convert)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m harmony_core", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -421,9 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="a preset's counts instead, built without allocating (e.g. uniavgen)")
     p.set_defaults(func=cmd_info)
     _add_generate(sub)
+    _add_convert(sub)
     p = sub.add_parser("bench", help="benchmarks (ratios measured in one run)")
     p.add_argument("which", nargs="?", default="all",
-                   choices=["attention", "gldi", "guidance", "codecs", "memory", "cpu", "all"])
+                   choices=["attention", "gldi", "guidance", "uniavgen", "codecs", "memory", "kit", "gpu", "cpu",
+                            "all"])
     p.add_argument("--quick", action="store_true", help="smaller sizes")
     p.add_argument("--json", action="store_true",
                    help="also print the results as one JSON object, on the last line (gldi: its summary)")

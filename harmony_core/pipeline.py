@@ -20,7 +20,7 @@ from .codecs.base import AudioCodec, VideoCodec
 from .config import HarmonyConfig
 from .model.conditioning import Conditioning, HarmonyDenoiser
 from .model.harmony import HarmonyModel
-from .model.memory import forward_bytes
+from .model.memory import forward_bytes, kit_bytes
 from .model.transcript import encode_transcripts
 from .request import MODES, Captions, Media, Request, Sampling, resolve_defaults
 from .sampling import (
@@ -221,8 +221,8 @@ class HarmonyPipeline:
             ref = media.ref_audio_latent.shape[-1]
         elif media.ref_audio is not None:
             ref = timeline.audio_latents_for_samples(media.ref_audio.numel(), self.audio_codec.samples_per_latent)
-        return forward_bytes(self.model.cfg, passes * req.batch, video_tokens, lay.audio_frames + ref,
-                             element_size)
+        return (forward_bytes(self.model.cfg, passes * req.batch, video_tokens, lay.audio_frames + ref,
+                              element_size) + kit_bytes(self.model, element_size))
 
     def memory_plan(self, req: Request, element_size: int) -> MemoryPlan:
         """Bytes of the sampling and decoding peaks of `req` (budget.py), from shapes only: the activations of

@@ -1,4 +1,4 @@
-"""`python -m harmony_core bench {attention,gldi,guidance,codecs,memory,cpu,all} [--json]`: tables of
+"""`python -m harmony_core bench {attention,gldi,guidance,uniavgen,codecs,memory,kit,gpu,cpu,all} [--json]`: tables of
 ratios from one run; with --json the last line printed is one JSON object (`gldi`: its summary, else the rows)."""
 from __future__ import annotations
 
@@ -42,14 +42,17 @@ def _gldi(quick: bool) -> tuple[dict[str, list[dict]], dict]:
 
 def suites(quick: bool) -> dict[str, Callable[[], list[dict] | tuple[dict[str, list[dict]], dict]]]:
     """name -> rows, or ({table title: rows}, summary) for suites with a summary."""
-    from . import attention, cpu, guidance, memory
+    from . import attention, cpu, gpu, guidance, kit, memory, uniavgen
 
     return {
         "attention": lambda: attention.rows(scales=(1,) if quick else (1, 2, 4)),
         "gldi": lambda: _gldi(quick),
         "guidance": guidance.rows,
+        "uniavgen": lambda: uniavgen.rows(repeats=2 if quick else 5),
         "codecs": lambda: _codec_rows(quick),
         "memory": lambda: memory.rows(memory.CASES[:2] if quick else memory.CASES),
+        "kit": lambda: kit.rows(quick),
+        "gpu": lambda: gpu.rows(quick),
         "cpu": lambda: cpu.rows(quick),
     }
 

@@ -29,6 +29,7 @@ from .conditioning import Conditioning
 from .embeddings import Rope
 from .interaction import AlignmentPlan, InteractionBlock
 from .layers import TIMESTEP_SCALE
+from .offload import run_layers
 from .text_encoder import HashTextEncoder
 from .uniavgen_audio import MelAudioTower
 from .uniavgen_interaction import UniAVGenInteraction, UniAVGenPlan
@@ -78,6 +79,7 @@ class HarmonyModel(nn.Module):
         self.audio = build_audio_tower(cfg, backend)
         self.interaction = build_interaction(cfg, backend)
         self.text_encoder = HashTextEncoder(cfg.text_encoder) if cfg.text_encoder is not None else None
+        self.block_swap = None   # offload.BlockSwap while layers live on the CPU (offload.enable_block_swap)
 
     def rebuild_parts(self, parts: tuple[str, ...], device: str | torch.device = "cpu",
                       dtype: torch.dtype | None = None) -> None:
@@ -101,11 +103,10 @@ class HarmonyModel(nn.Module):
         vs = self._video_stream(video, t_video, cond)
         aud = self.audio.prepare(audio, t_audio, cond)
         plan = self._plan(vs, t_video, t_audio) if len(self.interaction) and flags.interaction else None
-        for i, vblock in enumerate(self.video.blocks):
+        order = [i for i in range(len(self.video.blocks)) if i not in flags.skip_blocks]
+        for i in run_layers(self, order):   # with block swap, each layer's weights arrive just before use
             cancel.check()  # a cancel lands within one layer, even when one step takes minutes
-            if i in flags.skip_blocks:
-                continue
-            vs.x = vblock(vs.x, vs.e0, vs.grid, vs.rope, vs.context)
+            vs.x = self.video.blocks[i](vs.x, vs.e0, vs.grid, vs.rope, vs.context)
             self.audio.step(i, aud)
             if plan is not None and str(i) in self.interaction:
                 tr = aud.ref_len

@@ -16,7 +16,7 @@ TIMESTEP_SCALE = 1000.0  # sigma in [0, 1] -> Wan's num_train_timesteps units
 
 def to_weight_dtype(x: torch.Tensor, layer: nn.Module) -> torch.Tensor:
     """Cast an activation to the dtype of a layer's weight (the residual stream stays float32)."""
-    return x.to(layer.weight.dtype)
+    return x.to(getattr(layer, "compute_dtype", None) or layer.weight.dtype)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:

@@ -8,10 +8,18 @@ its activation, in the compute dtype, for the wider of the two towers (they run 
 Attention itself is assumed memory-efficient (SDPA flash / mem-efficient kernels, or the gathered local
 attention): no [N, N] score matrix. `MARGIN` covers the allocator's rounding and small temporaries
 (norms, RoPE, GLDI windows).
+
+The memory kit (model/kit.py) changes what the device holds: `weight_bytes` splits the weights of a config
+between the device and the CPU for a kit, and `kit_bytes` is what the kit adds to the activations of a forward
+(swapped layers in flight, the compute-dtype copy of an fp8 weight) for a model as it is set up.
 """
 from __future__ import annotations
 
+from torch import nn
+
 from ..config import HarmonyConfig
+from .fp8 import SCALE_SUFFIX, fp8_layers, is_fp8, quantize_model
+from .kit import MemoryKit
 from .uniavgen_interaction import V2A_PIECE
 
 FLOAT32 = 4
@@ -42,3 +50,49 @@ def _mel_bytes(cfg: HarmonyConfig, rows: int, video_tokens: int, audio_tokens: i
     audio_block = audio_tokens * (4 * a.dim + 2 * a.ffn_dim)
     v2a = 4 * V2A_PIECE if cfg.interaction.kind == "uniavgen" else 0
     return int(MARGIN * rows * (alive + element_size * max(video_block, audio_block, v2a)))
+
+
+# ------------------------------------------------------------------------------------------------
+# the memory kit (issue #12): fp8 weights and block swap
+# ------------------------------------------------------------------------------------------------
+SCALE_BYTES = 4   # fp8 scales are float32
+
+
+def kit_bytes(model: nn.Module, element_size: int) -> int:
+    """Device bytes the memory kit adds to a forward's activations, read from the model as it is set up:
+    block swap holds at most two swapped layers at once (the one running and the one arriving: twice the
+    largest swapped layer), and an fp8 layer casts its weight to the compute dtype (`element_size` bytes) for
+    its matmul (the largest fp8 weight, one at a time). 0 for a model without the kit."""
+    swap = getattr(model, "block_swap", None)
+    staged = 2 * max((swap.layer_bytes(i) for i in swap.swapped), default=0) if swap is not None else 0
+    largest = max((m.stored.numel() for _, m in fp8_layers(model)), default=0)
+    return staged + largest * element_size
+
+
+def weight_bytes(cfg: HarmonyConfig, kit: MemoryKit, element_size: int) -> dict[str, int]:
+    """Weights of `cfg` with `kit`, from a model built on the meta device: {"device": resident on the
+    accelerator, "cpu": swapped layers' homes, "staged": kit_bytes (in flight during a forward)}; float
+    tensors take `element_size` bytes, fp8 weights 1 and their scales 4."""
+    from .load import build_empty
+    from .offload import layer_modules
+
+    model = build_empty(cfg)
+    if kit.fp8:
+        quantize_model(model, kit.fp8_scaling)
+    layers = len(model.video.blocks)
+    per_layer = [module_bytes(layer_modules(model, i), element_size) for i in range(layers)]
+    swapped = per_layer[layers - kit.swap_blocks:] if kit.swap_blocks else []
+    total = module_bytes([model], element_size)
+    largest = max((m.stored.numel() for _, m in fp8_layers(model)), default=0)
+    staged = 2 * max(swapped, default=0) + largest * element_size
+    return {"device": total - sum(swapped), "cpu": sum(swapped), "staged": staged}
+
+
+def module_bytes(modules: list[nn.Module], element_size: int) -> int:
+    """Bytes of the modules' state with float tensors at `element_size` (fp8 weights 1, their scales 4)."""
+    n = 0
+    for top in modules:
+        for name, t in top.state_dict(keep_vars=True).items():
+            size = 1 if is_fp8(t) else SCALE_BYTES if name.endswith(SCALE_SUFFIX) else element_size
+            n += t.numel() * size if t.is_floating_point() else t.numel() * t.element_size()
+    return n

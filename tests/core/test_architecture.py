@@ -24,6 +24,7 @@ LAYERS = [
     {"build"},                                                # the only place that assembles model + codecs
     {"train"},
     {"bench"},                                                # measures everything, the trainer's data too
+    {"cli_takes"},                                            # generate --takes (best of N by sync score)
     {"cli"},
     {"__main__"},
 ]
