@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from comfy_api.latest import io
 
 from ..harmony_core import timeline
+from ..harmony_core.model.transcript_ids import LANGUAGES
 from ..harmony_core.pipeline import MAX_SECONDS, check_grid
 from .adapters import media, model_patcher
 from .types import (
@@ -105,7 +106,8 @@ class HarmonyConditioning(io.ComfyNode):
             display_name="Harmony Conditioning",
             category="Harmony/conditioning",
             description="Combines native caption embeddings (umT5 from CLIPLoader type 'wan' + "
-            "CLIPTextEncode) into one Harmony conditioning: video caption, audio caption, transcript.",
+            "CLIPTextEncode) into one Harmony conditioning: video caption, audio caption, transcript and its "
+            "language. UniAVGen reads the video caption and the transcript (it has no audio caption).",
             inputs=[
                 io.Conditioning.Input(
                     "video", tooltip="Video caption (CLIPTextEncode with the umT5 encoder)."
@@ -114,7 +116,20 @@ class HarmonyConditioning(io.ComfyNode):
                     "audio", optional=True, tooltip="Audio caption; unconnected = the video caption."
                 ),
                 io.String.Input(
-                    "transcript", multiline=True, default="", tooltip="Words to be spoken (speech), or empty."
+                    "transcript",
+                    multiline=True,
+                    default="",
+                    tooltip="Words to be spoken (speech), or empty. Lip-sync (audio_driven): what the "
+                    "driving speech says.",
+                ),
+                io.Combo.Input(
+                    "language",
+                    options=list(LANGUAGES),
+                    default="en",
+                    optional=True,
+                    tooltip="Language of the transcripts (this one and a reference voice's). en: read as "
+                    "characters. zh: UniAVGen converts Chinese to pinyin with jieba + pypinyin "
+                    "(pip install jieba pypinyin in ComfyUI's Python).",
                 ),
             ],
             outputs=[
@@ -126,14 +141,18 @@ class HarmonyConditioning(io.ComfyNode):
 
     @classmethod
     @checked
-    def execute(cls, video: list, transcript: str, audio: list | None = None) -> io.NodeOutput:
+    def execute(
+        cls, video: list, transcript: str, audio: list | None = None, language: str = "en"
+    ) -> io.NodeOutput:
         for name, cond in (("video", video), ("audio", audio)):
             if cond is not None and (not isinstance(cond, list) or len(cond) != 1):
                 raise ValueError(
                     f"{name}: expected the output of one CLIPTextEncode, got {len(cond)} conditionings"
                 )
         audio_ctx = video[0][0] if audio is None else audio[0][0]
-        return io.NodeOutput(conditioning(video[0][0], audio_ctx, transcript, extra=dict(video[0][1])))
+        return io.NodeOutput(
+            conditioning(video[0][0], audio_ctx, transcript, extra=dict(video[0][1]), language=language)
+        )
 
 
 def encode_audio(codecs: HarmonyCodecs, wave: torch.Tensor) -> torch.Tensor:
@@ -153,8 +172,9 @@ class HarmonyAudioCondition(io.ComfyNode):
             node_id="HarmonyAudioCondition",
             display_name="Harmony Audio Condition",
             category="Harmony/conditioning",
-            description="Encodes an audio clip: a soundtrack that drives the video (mode audio_driven), or "
-            "a voice sample the generated speech should sound like.",
+            description="Encodes an audio clip: a soundtrack that drives the video (mode audio_driven: "
+            "lip-sync to a given speech), or a voice sample the generated speech should sound like (with "
+            "what it says, for UniAVGen).",
             inputs=[
                 HarmonyCodecsType.Input("codecs", tooltip="Codecs from HarmonyCodecLoader."),
                 io.Audio.Input("audio", tooltip="Audio, e.g. from Load Audio; mixed to mono and resampled."),
@@ -180,7 +200,16 @@ class HarmonyAudioCondition(io.ComfyNode):
                     max=MAX_SECONDS,
                     step=0.1,
                     tooltip="Use at most this much after start_seconds; 0 = to the end. A driving clip "
-                    "is trimmed or padded with silence to the video's length when sampling.",
+                    "is trimmed or padded with silence to the video's length when sampling (UniAVGen never "
+                    "trims: a longer clip is an error, a shorter one gets its tail generated).",
+                ),
+                io.String.Input(
+                    "transcript",
+                    multiline=True,
+                    default="",
+                    optional=True,
+                    tooltip="reference_voice: what the voice sample says (UniAVGen reads it in front of the "
+                    "clip's transcript; same language). Ignored for drive.",
                 ),
             ],
             outputs=[HarmonyAudioType.Output(display_name="audio_cond", tooltip="For HarmonySampler.")],
@@ -189,7 +218,13 @@ class HarmonyAudioCondition(io.ComfyNode):
     @classmethod
     @checked
     def execute(
-        cls, codecs: HarmonyCodecs, audio: dict, role: str, start_seconds: float, max_seconds: float
+        cls,
+        codecs: HarmonyCodecs,
+        audio: dict,
+        role: str,
+        start_seconds: float,
+        max_seconds: float,
+        transcript: str = "",
     ) -> io.NodeOutput:
         rate = codecs.audio.sample_rate
         wave = media.audio_to_mono(audio, rate)  # [L]
@@ -209,7 +244,7 @@ class HarmonyAudioCondition(io.ComfyNode):
             )
         latent = encode_audio(codecs, wave)
         return io.NodeOutput(
-            AudioCondition(role, latent, wave.shape[-1] / rate, audio_signature(codecs.audio))
+            AudioCondition(role, latent, wave.shape[-1] / rate, audio_signature(codecs.audio), transcript)
         )
 
 

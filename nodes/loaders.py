@@ -27,6 +27,7 @@ DEMO_CHOICE = "harmony_demo.safetensors (bundled)"
 FROM_MODEL = "from model (demo)"
 DTYPES = {"default": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ATTENTION = ("sdpa", "flash", "sage")
+UNIAVGEN_AUDIO = "uniavgen-24k"  # the audio codec with no VAE (harmony_core.codecs.registry)
 FILE_ERRORS = (
     ValueError,
     OSError,
@@ -47,12 +48,16 @@ def load_harmony(ckpt_name: str, weight_dtype: str, attention: str) -> HarmonyMo
         ).model
     path = paths.full_path(paths.HARMONY_FOLDER, ckpt_name, "ckpt_name")
     try:
-        return load_model(path, attention=attention, dtype=dtype, device=device)[0]
+        model = load_model(path, attention=attention, dtype=dtype, device=device)[0]
     except CheckpointError as err:
         raise ValueError(
-            f"ckpt_name: {ckpt_name!r} is not a Harmony checkpoint (nor a Wan2.2-TI2V DiT): {err}. "
-            "models/harmony holds Harmony checkpoints; VAEs and vocoders go to models/vae"
+            f"ckpt_name: {ckpt_name!r} is not a Harmony or UniAVGen checkpoint (nor a Wan2.2-TI2V DiT): "
+            f"{err}. models/harmony holds Harmony checkpoints and UniAVGen downloads (the folder with "
+            "diffusion_pytorch_model.safetensors.index.json); VAEs and vocoders go to models/vae"
         ) from err
+    log.info("%s: %s, %.2f G parameters in %s", ckpt_name, model.cfg.name,
+             sum(p.numel() for p in model.parameters()) / 1e9, next(model.parameters()).dtype)
+    return model
 
 
 class HarmonyModelLoader(io.ComfyNode):
@@ -62,21 +67,23 @@ class HarmonyModelLoader(io.ComfyNode):
             node_id="HarmonyModelLoader",
             display_name="Harmony Model Loader",
             category="Harmony/loaders",
-            description="Loads a Harmony audio-video model from models/harmony (or the bundled demo model).",
+            description="Loads an audio-video model from models/harmony: a Harmony checkpoint, a UniAVGen "
+            "download (its folder, e.g. UniAVGen/, or one .safetensors file), or the bundled demo model.",
             inputs=[
                 io.Combo.Input(
                     "ckpt_name",
                     options=[DEMO_CHOICE, *paths.harmony_files()],
                     default=DEMO_CHOICE,
-                    tooltip="Checkpoint in models/harmony (.safetensors). The bundled demo model is "
-                    "tiny, runs on the CPU and makes 64x64 clips of synthetic scenes.",
+                    tooltip="Checkpoint in models/harmony: a .safetensors file, or a folder ending in '/' "
+                    "holding a sharded checkpoint (HF MCG-NJU/UniAVGen downloaded into models/harmony/UniAVGen). "
+                    "The bundled demo model is tiny, runs on the CPU and makes 64x64 clips of synthetic scenes.",
                 ),
                 io.Combo.Input(
                     "weight_dtype",
                     options=list(DTYPES),
                     default="default",
                     tooltip="Weight precision. default keeps the file's dtype; bf16/fp16 halve memory "
-                    "on GPUs.",
+                    "on GPUs (UniAVGen, 7.06 G parameters: about 14 GB in bf16, 28 GB in fp32).",
                 ),
                 io.Combo.Input(
                     "attention",
@@ -135,7 +142,8 @@ def video_codec(cfg: HarmonyConfig, video_vae: str, vae: object | None) -> Video
 
 
 def audio_codec(cfg: HarmonyConfig, audio_vae: str, vocoder: str) -> AudioCodec:
-    """The audio codec from the model (demo) or the MMAudio VAE + vocoder files; errors name the input."""
+    """The audio codec from the model (demo), the vocoder alone (UniAVGen) or the MMAudio VAE + vocoder files;
+    errors name the input."""
     spec = _spec(cfg, "audio")
     chosen = [name for name, value in (("audio_vae", audio_vae), ("vocoder", vocoder)) if value != FROM_MODEL]
     if isinstance(spec, dict):
@@ -145,6 +153,8 @@ def audio_codec(cfg: HarmonyConfig, audio_vae: str, vocoder: str) -> AudioCodec:
                 f"'{FROM_MODEL}'"
             )
         return build_audio_codec(spec)
+    if spec == UNIAVGEN_AUDIO:
+        return _vocoder_only_codec(spec, audio_vae, vocoder)
     if len(chosen) < 2:
         missing = [n for n in ("audio_vae", "vocoder") if n not in chosen]
         raise ValueError(
@@ -152,13 +162,38 @@ def audio_codec(cfg: HarmonyConfig, audio_vae: str, vocoder: str) -> AudioCodec:
             "and the BigVGAN vocoder files (models/vae, .safetensors)"
         )
     vae_path = paths.full_path(paths.CODEC_FOLDER, audio_vae, "audio_vae")
-    vocoder_path = paths.full_path(paths.CODEC_FOLDER, vocoder, "vocoder")
+    vocoder_path = _vocoder_path(vocoder)
     try:
         return build_audio_codec(spec, vae_path, vocoder_path)
     except FILE_ERRORS as err:
         raise ValueError(
             f"audio_vae / vocoder: {audio_vae!r} + {vocoder!r} are not a {spec} VAE and vocoder: {err}"
         ) from err
+
+
+def _vocoder_path(vocoder: str) -> str:
+    """A vocoder file in models/vae, or a vocoder folder in models/vae or models/harmony."""
+    return paths.full_path(paths.CODEC_FOLDER, vocoder, "vocoder", also=(paths.HARMONY_FOLDER,))
+
+
+def _vocoder_only_codec(spec: str, audio_vae: str, vocoder: str) -> AudioCodec:
+    """UniAVGen's codec: its audio latent is the mel spectrogram itself, so only the vocoder is read."""
+    if audio_vae != FROM_MODEL:
+        raise ValueError(
+            f"audio_vae: this model's audio latent is the mel spectrogram ({spec}), there is no audio VAE; "
+            f"set audio_vae to '{FROM_MODEL}' and choose only the vocoder"
+        )
+    if vocoder == FROM_MODEL:
+        raise ValueError(
+            f"vocoder: this model uses the {spec} audio codec; choose its vocoder, the "
+            "code2wav_bigvgan_model folder of the UniAVGen download (e.g. UniAVGen/code2wav_bigvgan_model/) "
+            "or its model.safetensors in models/vae"
+        )
+    path = _vocoder_path(vocoder)
+    try:
+        return build_audio_codec(spec, None, path)
+    except FILE_ERRORS as err:
+        raise ValueError(f"vocoder: {vocoder!r} is not the {spec} vocoder (Qwen2.5-Omni BigVGAN): {err}") from err
 
 
 def check_fit(cfg: HarmonyConfig, video: VideoCodec, audio: AudioCodec, video_input: str) -> None:
@@ -175,13 +210,14 @@ def check_fit(cfg: HarmonyConfig, video: VideoCodec, audio: AudioCodec, video_in
         )
 
 
-def _codec_combo(name: str, what: str) -> io.Combo.Input:
+def _codec_combo(name: str, what: str, folders: tuple[str, ...] = ()) -> io.Combo.Input:
     return io.Combo.Input(
         name,
-        options=[FROM_MODEL, *paths.codec_files()],
+        options=[FROM_MODEL, *paths.codec_files(), *folders],
         default=FROM_MODEL,
         tooltip=f"{what}. '{FROM_MODEL}': the codec built into the model (the demo model needs "
-        "no file); real models need the file from models/vae (.safetensors).",
+        "no file); real models need the file from models/vae (.safetensors)"
+        + (", or a folder ending in '/'." if folders else "."),
     )
 
 
@@ -192,14 +228,18 @@ class HarmonyCodecLoader(io.ComfyNode):
             node_id="HarmonyCodecLoader",
             display_name="Harmony Codec Loader",
             category="Harmony/loaders",
-            description="Loads the video VAE, audio VAE and vocoder a Harmony model was trained with.",
+            description="Loads the video VAE, audio VAE and vocoder a model was trained with (UniAVGen: "
+            "the Wan2.2 VAE and its vocoder; it has no audio VAE).",
             inputs=[
                 io.Model.Input(
                     "model", tooltip="The Harmony model the codecs are for (from HarmonyModelLoader)."
                 ),
                 _codec_combo("video_vae", "Video VAE (Wan2.2 VAE for real models)"),
-                _codec_combo("audio_vae", "Audio VAE (MMAudio 16k VAE for real models)"),
-                _codec_combo("vocoder", "Vocoder (BigVGAN for MMAudio 16k)"),
+                _codec_combo("audio_vae", "Audio VAE (MMAudio 16k VAE for Harmony models; UniAVGen has "
+                             f"none: leave '{FROM_MODEL}')"),
+                _codec_combo("vocoder", "Vocoder (BigVGAN for MMAudio 16k; for UniAVGen its "
+                             "code2wav_bigvgan_model folder, e.g. UniAVGen/code2wav_bigvgan_model/ in "
+                             "models/harmony)", tuple(paths.vocoder_folders())),
                 io.Vae.Input(
                     "vae",
                     optional=True,

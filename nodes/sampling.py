@@ -1,8 +1,14 @@
-"""HarmonySampler: one node for the three modes (joint / audio_driven / video_driven) with SyncCFG.
+"""HarmonySampler: one node for the three modes (joint / audio_driven / video_driven) with SyncCFG, or with
+UniAVGen's MA-CFG on UniAVGen checkpoints (`guidance`: the checkpoint's default, "synccfg" or "uniavgen").
+
+UniAVGen's four tasks are these modes: joint = AVG (talking head from image + text), joint with a reference
+voice (HarmonyAudioCondition role "reference_voice") = RAVG, audio_driven = A2V (lip-sync to a given speech),
+video_driven = V2A (a soundtrack for a given video).
 
 Everything the user can get wrong is checked before the model is loaded onto the GPU: the MODEL kind, the
-codecs fitting the model, the wiring each mode needs, sizes on the grid, 4k+1 frames, the length limit, and
-conditions encoded with other codecs. Errors name the input and say what to do. Then harmony_core's
+codecs fitting the model, the wiring each mode needs (UniAVGen: its reference image, its negative caption, a
+driving speech no longer than the clip, the transcripts' language), sizes on the grid, 4k+1 frames, the length
+limit, and conditions encoded with other codecs. Errors name the input and say what to do. Then harmony_core's
 `HarmonyPipeline.resolve` validates the request once more and `sample` runs with a per-step callback
 (progress, preview, interrupt). Batch > 1 samples several takes at once (seeds differ per take).
 """
@@ -15,13 +21,14 @@ from fractions import Fraction
 
 from comfy_api.latest import io
 
-from ..harmony_core import timeline
+from ..harmony_core import families, timeline
 from ..harmony_core.budget import check_budget
-from ..harmony_core.config import SEED_MAX
+from ..harmony_core.config import SEED_MAX, HarmonyConfig
 from ..harmony_core.model.harmony import HarmonyModel
+from ..harmony_core.model.transcript_ids import transcript_ids
 from ..harmony_core.pipeline import MODES, HarmonyPipeline, check_clip_size
 from ..harmony_core.request import Captions, Media, Request, Sampling
-from ..harmony_core.sampling import SOLVERS, Guidance, SyncCFG, TextCFG
+from ..harmony_core.sampling import MACFG, SOLVERS, Guidance, SyncCFG, TextCFG
 from .adapters import model_patcher
 from .adapters.progress import SamplingProgress
 from .types import (
@@ -38,11 +45,14 @@ from .types import (
     audio_signature,
     make_latent,
     read_conditioning,
+    read_language,
     video_signature,
 )
 from .validation import checked
 
 log = logging.getLogger(__name__)
+
+GUIDANCE = ("default", "synccfg", "uniavgen")  # the checkpoint's own kind, Harmony's SyncCFG, UniAVGen's MA-CFG
 
 
 @dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Widgets:
     text_video_scale: float
     text_audio_scale: float
     batch: int
+    guidance: str = "default"
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,44 @@ def check_size(w: Widgets, c: Conditions, codecs: HarmonyCodecs, rate: Fraction)
     return width, height
 
 
+def guidance_of(w: Widgets, cfg: HarmonyConfig) -> Guidance:
+    """The guidance the widgets choose: "default" = the checkpoint's kind (SyncCFG for Harmony models, MA-CFG
+    for UniAVGen), always at the widgets' scales; MA-CFG's s_v / s_a are text_video_scale / text_audio_scale."""
+    kind = cfg.defaults.guidance if w.guidance == "default" else w.guidance
+    if kind != "uniavgen":
+        return Guidance(
+            sync=SyncCFG(w.sync_video_scale, w.sync_audio_scale, w.sync_start, w.sync_end),
+            text=TextCFG(w.text_video_scale, w.text_audio_scale),
+        )
+    if not families.is_uniavgen(cfg):
+        raise ValueError(
+            "guidance: 'uniavgen' (MA-CFG) is UniAVGen's own guidance and this model is not a UniAVGen "
+            "checkpoint; choose 'default' or 'synccfg'"
+        )
+    return Guidance(macfg=MACFG(w.text_video_scale, w.text_audio_scale, skip_blocks=cfg.defaults.macfg_skip_blocks))
+
+
+def check_uniavgen(w: Widgets, c: Conditions, transcript: str, language: str) -> str:
+    """What a UniAVGen checkpoint needs besides the mode's wiring: its reference image (unless video-driven)
+    and transcripts it can read (Chinese needs jieba + pypinyin); returns the reference voice's transcript."""
+    if w.mode != "video_driven" and c.reference is None:
+        raise ValueError(
+            f"reference: UniAVGen starts every clip from a reference image (its first frame); mode "
+            f"{w.mode!r} needs one: connect Load Image -> HarmonyReferenceImage (or choose mode video_driven, "
+            "which starts from the driving video's first frame)"
+        )
+    voice = c.audio if c.audio is not None and c.audio.role == "reference_voice" else None
+    ref_text = voice.transcript if voice is not None else ""
+    if voice is not None and not ref_text.strip():
+        log.warning("audio_cond: the reference voice has no transcript; UniAVGen reads what the voice says in "
+                    "front of the clip's transcript (HarmonyAudioCondition's transcript)")
+    try:
+        transcript_ids([transcript], language, [ref_text if voice is not None else None])
+    except (ImportError, ValueError) as err:
+        raise ValueError(f"language: {err}") from err
+    return ref_text
+
+
 def build_request(
     harmony: HarmonyModel,
     codecs: HarmonyCodecs,
@@ -138,17 +187,24 @@ def build_request(
     check_size(w, c, codecs, rate)
     text_dim = harmony.cfg.video.text_dim
     video_ctx, audio_ctx, transcript = read_conditioning(positive, text_dim, "positive")
+    language = read_language(positive)
     neg = (None, None) if negative is None else read_conditioning(negative, text_dim, "negative")[:2]
     if negative is None and harmony.text_encoder is None and (w.text_video_scale != 1 or w.text_audio_scale != 1):
         raise ValueError(
             "negative: text CFG above 1 needs a negative conditioning for this model; connect one "
-            "(CLIPTextEncode with an empty or negative prompt) or set text_video_scale / text_audio_scale to 1"
+            "(CLIPTextEncode with an empty or negative prompt; UniAVGen's is empty) or set text_video_scale / "
+            "text_audio_scale to 1"
         )
+    guidance = guidance_of(w, harmony.cfg)
+    uniavgen = families.is_uniavgen(harmony.cfg)
+    ref_text = check_uniavgen(w, c, transcript, language) if uniavgen else ""
     drive = w.mode == "audio_driven"
     voice = c.audio.latent if c.audio is not None and c.audio.role == "reference_voice" else None
     return Request(
         mode=w.mode,
         transcript=transcript,
+        ref_transcript=ref_text,
+        language=language,
         num_frames=w.frames,
         width=w.width,
         height=w.height,
@@ -162,11 +218,21 @@ def build_request(
         ),
         captions=Captions(video=video_ctx, audio=audio_ctx, negative_video=neg[0], negative_audio=neg[1]),
         sampling=Sampling(steps=w.steps, shift=w.shift, solver=w.solver, seed=w.seed, batch=w.batch),
-        guidance=Guidance(
-            sync=SyncCFG(w.sync_video_scale, w.sync_audio_scale, w.sync_start, w.sync_end),
-            text=TextCFG(w.text_video_scale, w.text_audio_scale),
-        ),
+        guidance=guidance,
     )
+
+
+def check_driving_audio(pipeline: HarmonyPipeline, request: Request) -> None:
+    """UniAVGen never cuts a driving speech: one longer than the clip is refused before any work."""
+    latent = request.media.audio_latent
+    if request.mode != "audio_driven" or latent is None or not families.is_uniavgen(pipeline.model.cfg):
+        return
+    codec, lay = pipeline.audio_codec, pipeline.layout(request)
+    try:
+        families.check_driving_audio(latent.shape[-1] * codec.samples_per_latent, codec.sample_rate,
+                                     lay.audio_frames, codec.samples_per_latent)
+    except ValueError as err:
+        raise ValueError(f"audio_cond: {err}") from err
 
 
 def resolve(pipeline: HarmonyPipeline, request: Request) -> Request:
@@ -187,8 +253,9 @@ def _int(name: str, default: int, lo: int, hi: int, step: int, tooltip: str) -> 
 def _clip_inputs() -> list:
     """What to make: mode, size, length, rate."""
     modes = (
-        "joint: text -> audio + video. audio_driven: video for a given soundtrack (audio_cond). "
-        "video_driven: soundtrack for given frames (video_cond)."
+        "joint: text -> audio + video (with a reference voice in audio_cond: in that voice). audio_driven: "
+        "video for a given soundtrack (audio_cond), e.g. lip-sync. video_driven: soundtrack for given frames "
+        "(video_cond), e.g. foley."
     )
     ignored = "Ignored in video_driven mode (the driving video's is used)."
     return [
@@ -208,7 +275,8 @@ def _clip_inputs() -> list:
             1,
             7201,
             4,
-            f"4k+1 frames (81 = 3.2 s at 25 fps), at most 60 s. {ignored}",
+            f"4k+1 frames (81 = 3.2 s at 25 fps), at most 60 s (UniAVGen: at most 81, 5.06 s at 16 fps). "
+            f"{ignored}",
         ),
         _float("fps", DEFAULT_FPS, 1.0, 120.0, 1.0, f"Frame rate (29.97 is read as 30000/1001). {ignored}"),
     ]
@@ -239,9 +307,24 @@ def _sampling_inputs() -> list:
         ),
         _float("sync_start", 0.0, 0.0, 1.0, 0.01, "SyncCFG starts at this fraction of the steps."),
         _float("sync_end", 1.0, 0.0, 1.0, 0.01, "SyncCFG ends at this fraction of the steps."),
-        _float("text_video_scale", d.text_video_scale, 0.0, 20.0, 0.1, "Text CFG on the video (1 = off)."),
-        _float("text_audio_scale", d.text_audio_scale, 0.0, 20.0, 0.1, "Text CFG on the audio (1 = off)."),
+        _float("text_video_scale", d.text_video_scale, 0.0, 20.0, 0.1,
+               "Text CFG on the video (1 = off). With UniAVGen's guidance (MA-CFG) its video scale s_v (3)."),
+        _float("text_audio_scale", d.text_audio_scale, 0.0, 20.0, 0.1,
+               "Text CFG on the audio (1 = off). With UniAVGen's guidance (MA-CFG) its audio scale s_a (2)."),
     ]
+
+
+def _guidance_input() -> io.Combo.Input:
+    return io.Combo.Input(
+        "guidance",
+        options=list(GUIDANCE),
+        default="default",
+        optional=True,
+        tooltip="default: the checkpoint's own guidance (SyncCFG for Harmony models, MA-CFG for UniAVGen). "
+        "synccfg: Harmony's SyncCFG (sync_* scales) + text CFG, on any checkpoint. uniavgen: UniAVGen's MA-CFG "
+        "(interactions off in the negative for the first half of the steps, skip-layer guidance) at "
+        "text_video_scale / text_audio_scale; UniAVGen checkpoints only.",
+    )
 
 
 def _batch_input() -> io.Int.Input:
@@ -265,14 +348,19 @@ def sampler_inputs(last_sampling_input: io.Input | None = None) -> list:
         HarmonyAudioType.Input(
             "audio_cond",
             optional=True,
-            tooltip="Driving soundtrack or reference voice (HarmonyAudioCondition).",
+            tooltip="Driving soundtrack (mode audio_driven) or reference voice (any mode) from "
+            "HarmonyAudioCondition.",
         ),
         HarmonyVideoType.Input(
             "video_cond", optional=True, tooltip="Driving frames (HarmonyVideoCondition)."
         ),
         HarmonyImageType.Input(
-            "reference", optional=True, tooltip="First frame (HarmonyReferenceImage), clip size."
+            "reference",
+            optional=True,
+            tooltip="First frame (HarmonyReferenceImage), clip size. UniAVGen needs it in modes joint and "
+            "audio_driven.",
         ),
+        _guidance_input(),
     ]
 
 
@@ -284,7 +372,7 @@ class HarmonySampler(io.ComfyNode):
             display_name="Harmony Sampler",
             category="Harmony/sampling",
             description="Generates synchronized audio + video latents (joint, audio-driven or "
-            "video-driven) with Harmony's SyncCFG.",
+            "video-driven) with Harmony's SyncCFG, or UniAVGen's MA-CFG on UniAVGen checkpoints.",
             inputs=sampler_inputs(),
             hidden=[io.Hidden.unique_id],
             outputs=[
@@ -321,6 +409,7 @@ def prepare(
     device = model_patcher.load_device(model)
     pipeline = codecs.pipeline(harmony, device)
     request = resolve(pipeline, request)
+    check_driving_audio(pipeline, request)
     element_size = next(harmony.parameters()).element_size()
     plan = pipeline.memory_plan(request, element_size)
     check_budget(plan, model_patcher.available_memory(device, model, codecs.patcher),

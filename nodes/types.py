@@ -4,9 +4,10 @@ Native types are used where they fit: MODEL (a ComfyUI ModelPatcher, nodes/adapt
 CONDITIONING, LATENT, IMAGE, AUDIO, VIDEO. Custom sockets carry objects core has no type for.
 
 CONDITIONING (ComfyUI's `[[tensor, dict]]`): the tensor is the video caption embedding [1, L, D]; the dict
-adds `harmony_audio_context` (audio caption embedding [1, L, D]) and `harmony_transcript` (str). A plain
-CONDITIONING from CLIPTextEncode (umT5 via CLIPLoader type "wan") is accepted as is: the audio caption is then
-the video caption and the transcript is empty.
+adds `harmony_audio_context` (audio caption embedding [1, L, D]), `harmony_transcript` (str) and
+`harmony_language` (the transcript's language, "en" or "zh"). A plain CONDITIONING from CLIPTextEncode (umT5 via
+CLIPLoader type "wan") is accepted as is: the audio caption is then the video caption, the transcript is empty
+and English.
 
 LATENT (decision, see nodes/README.md): a plain dict, not ComfyUI's NestedTensor AV convention —
 `samples` = video latent [B, Cv, Tv, h, w] (so core latent tools see an ordinary video latent),
@@ -34,7 +35,7 @@ HarmonyAudioType = io.Custom("HARMONY_AUDIO")
 HarmonyVideoType = io.Custom("HARMONY_VIDEO")
 HarmonyImageType = io.Custom("HARMONY_IMAGE")
 
-AUDIO_CONTEXT, TRANSCRIPT = "harmony_audio_context", "harmony_transcript"
+AUDIO_CONTEXT, TRANSCRIPT, LANGUAGE = "harmony_audio_context", "harmony_transcript", "harmony_language"
 LATENT_AUDIO, LATENT_FPS = "harmony_audio", "harmony_fps"
 AUDIO_ROLES = ("drive", "reference_voice")
 DEFAULTS = preset("demo").defaults  # widget defaults: what the bundled demo model generates
@@ -84,12 +85,14 @@ class HarmonyCodecs:
 
 @dataclass(frozen=True, eq=False)
 class AudioCondition:
-    """HARMONY_AUDIO: a clean audio latent [1, Ca, Ta] that drives the video or gives the voice."""
+    """HARMONY_AUDIO: a clean audio latent [1, Ca, Ta] that drives the video or gives the voice; `transcript`:
+    what a reference voice says (UniAVGen reads it in front of the clip's transcript)."""
 
     role: str
     latent: torch.Tensor
     seconds: float
     signature: tuple
+    transcript: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,10 +119,15 @@ class ReferenceImage:
 
 
 def conditioning(
-    video: torch.Tensor, audio: torch.Tensor, transcript: str, extra: dict | None = None
+    video: torch.Tensor, audio: torch.Tensor, transcript: str, extra: dict | None = None, language: str = "en"
 ) -> list:
-    """CONDITIONING [[video_context [1, L, D], {..., harmony_audio_context, harmony_transcript}]]."""
-    return [[video, {**(extra or {}), AUDIO_CONTEXT: audio, TRANSCRIPT: transcript}]]
+    """CONDITIONING [[video_context [1, L, D], {..., harmony_audio_context, harmony_transcript, harmony_language}]]."""
+    return [[video, {**(extra or {}), AUDIO_CONTEXT: audio, TRANSCRIPT: transcript, LANGUAGE: language}]]
+
+
+def read_language(cond: list) -> str:
+    """The transcript language a CONDITIONING carries ("en" when it carries none)."""
+    return str(cond[0][1].get(LANGUAGE, "en"))
 
 
 def read_conditioning(cond: list, text_dim: int, input_name: str) -> tuple[torch.Tensor, torch.Tensor, str]:

@@ -1,10 +1,13 @@
 // HarmonySampler (and HarmonyBestOfTakes, same inputs): show only the widgets and condition sockets that the
-// chosen mode uses, and mark the socket a mode needs as required (solid dot, "(required)" label).
+// chosen mode and guidance use, and mark the socket a mode needs as required (solid dot, "(required)" label).
 //
 // joint        : every widget; sockets audio_cond (reference voice) and reference (first frame)
 // audio_driven : no audio-side guidance widgets (the soundtrack is given); sockets audio_cond, reference
 // video_driven : no size / length / fps widgets (taken from the video) and no video-side guidance;
 //                sockets video_cond, audio_cond (reference voice)
+//
+// guidance "uniavgen" (UniAVGen's MA-CFG, which has no SyncCFG) also hides the sync_* widgets; its scales are
+// text_video_scale / text_audio_scale. "default" hides nothing: the checkpoint decides, the editor cannot know.
 //
 // Hidden widgets keep their values (widgets_values never changes shape). A hidden socket is removed from the
 // node and added back when the mode needs it again; a connected socket is never removed, so wiring that the
@@ -13,11 +16,16 @@ import { app } from "../../scripts/app.js";
 
 const NODES = ["HarmonySampler", "HarmonyBestOfTakes"];
 const MODE = "mode";
+const GUIDANCE = "guidance";
 
 const HIDDEN_WIDGETS = {
   joint: [],
   audio_driven: ["sync_audio_scale", "text_audio_scale"],
   video_driven: ["width", "height", "frames", "fps", "sync_video_scale", "text_video_scale"],
+};
+
+const GUIDANCE_HIDDEN = {
+  uniavgen: ["sync_video_scale", "sync_audio_scale", "sync_start", "sync_end"],
 };
 
 const SOCKETS = {
@@ -30,14 +38,19 @@ const OPTIONAL_SHAPE = 7; // hollow circle, as the editor draws optional sockets
 const REQUIRED_SHAPE = 2; // LiteGraph.ROUND_SHAPE: the filled dot of required sockets
 const REQUIRED_LABEL = " (required)";
 
-function currentMode(node) {
-  return node.widgets?.find((w) => w.name === MODE)?.value ?? "joint";
+function currentValue(node, name, fallback) {
+  return node.widgets?.find((w) => w.name === name)?.value ?? fallback;
 }
 
-const MANAGED = new Set(Object.values(HIDDEN_WIDGETS).flat());
+function currentMode(node) {
+  return currentValue(node, MODE, "joint");
+}
+
+const MANAGED = new Set([...Object.values(HIDDEN_WIDGETS).flat(), ...Object.values(GUIDANCE_HIDDEN).flat()]);
 
 function applyWidgets(node, mode) {
-  const hidden = new Set(HIDDEN_WIDGETS[mode] ?? []);
+  const guidance = currentValue(node, GUIDANCE, "default");
+  const hidden = new Set([...(HIDDEN_WIDGETS[mode] ?? []), ...(GUIDANCE_HIDDEN[guidance] ?? [])]);
   let changed = false;
   for (const widget of node.widgets ?? []) {
     if (!MANAGED.has(widget.name) || Boolean(widget.hidden) === hidden.has(widget.name)) continue;
@@ -90,8 +103,7 @@ app.registerExtension({
     const onNodeCreated = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function () {
       const result = onNodeCreated?.apply(this, arguments);
-      const widget = this.widgets?.find((w) => w.name === MODE);
-      if (widget) {
+      for (const widget of this.widgets?.filter((w) => w.name === MODE || w.name === GUIDANCE) ?? []) {
         const callback = widget.callback;
         widget.callback = (...args) => {
           const out = callback?.apply(widget, args);

@@ -2,7 +2,8 @@
 
 The bundled workflows load them by name from ComfyUI's input folder (the node pack copies them there when it
 loads, never over an existing file), and the CLI accepts them like any other file. They are rendered from the
-synthetic scenes the demo model was trained on, at its size (64x64, 25 fps, 16 kHz), by
+synthetic scenes the demo model was trained on, at its size (64x64, 25 fps, 16 kHz; the face for the UniAVGen
+workflows at 656x368, UniAVGen's 16:9 aspect), by
 `python tests/workflows/workflow_inputs.py` (deterministic per seed).
 """
 from __future__ import annotations
@@ -14,7 +15,8 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "assets" / "examples"
 SPEECH_WAV = "harmony_example_speech.wav"        # a "speaker" scene's voice, 3.24 s mono 16 kHz
 IMPACTS_MP4 = "harmony_example_impacts.mp4"      # an "impact" scene, 81 frames at 25 fps, no sound
 FIRST_FRAME_PNG = "harmony_example_first_frame.png"  # frame 0 of another impact scene, 64x64
-EXAMPLE_FILES = (SPEECH_WAV, IMPACTS_MP4, FIRST_FRAME_PNG)
+FACE_PNG = "harmony_example_face.png"            # a "speaker" scene's face, 656x368 (the UniAVGen workflows)
+EXAMPLE_FILES = (SPEECH_WAV, IMPACTS_MP4, FIRST_FRAME_PNG, FACE_PNG)
 
 
 def example_path(name: str) -> Path:

@@ -3,7 +3,10 @@
 The user's checkout is never modified: everything ComfyUI writes (input, output, temp, user folders) lives in
 a work folder, the database is in memory, and the pack is linked into a temporary custom_nodes folder that an
 extra_model_paths.yaml adds. Other custom nodes of the checkout are not loaded (--disable-all-custom-nodes
-with this pack whitelisted), so the run depends on this pack only.
+with this pack whitelisted), so the run depends on this pack only. With `user_models` (the default) the work
+folder also gets the model files a UniAVGen user has (tiny random ones) in model folders the yaml adds, and the
+test-only text encoder package that stands in for umT5 (user_models.py, whitelisted too); they are written by
+the interpreter running the tests (torch + harmony_core), not by ComfyUI's.
 """
 from __future__ import annotations
 
@@ -82,25 +85,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare_work(work: Path, pack_dir: Path = REPO) -> Path:
-    """Work folders, the pack linked into a temporary custom_nodes folder, and the yaml that adds it."""
+def prepare_work(work: Path, pack_dir: Path = REPO, user_models: bool = True) -> tuple[Path, list[str]]:
+    """Work folders, the pack linked into a temporary custom_nodes folder, the user's model files and the
+    test-only packs (with `user_models`), and the yaml that adds them; returns the yaml and the packs to load."""
     for sub in ("input", "output", "temp", "user", "custom_nodes"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     link = work / "custom_nodes" / PACK_FOLDER
     if not link.exists():
         link.symlink_to(pack_dir, target_is_directory=True)
+    folders, packs = {"custom_nodes": work / "custom_nodes"}, [PACK_FOLDER]
+    if user_models:
+        import user_models as models  # torch + harmony_core: only here
+
+        folders.update(models.write_models(work))
+        packs.append(models.write_text_pack(work / "custom_nodes"))
     yaml = work / "extra_model_paths.yaml"
-    yaml.write_text(f"harmony_e2e:\n  custom_nodes: {work / 'custom_nodes'}\n")
-    return yaml
+    yaml.write_text("harmony_e2e:\n" + "".join(f"  {name}: {path}\n" for name, path in folders.items()))
+    return yaml, packs
 
 
-def start_server(comfy_dir: Path, python: str, work: Path, timeout: float = 240) -> ComfyServer:
+def start_server(comfy_dir: Path, python: str, work: Path, timeout: float = 240,
+                 user_models: bool = True) -> ComfyServer:
     """Launch ComfyUI on a free port and wait until /object_info answers; raise with the log otherwise."""
-    yaml = prepare_work(work)
+    yaml, packs = prepare_work(work, user_models=user_models)
     port = free_port()
     command = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
                "--extra-model-paths-config", str(yaml), "--disable-all-custom-nodes",
-               "--whitelist-custom-nodes", PACK_FOLDER, "--disable-auto-launch",
+               "--whitelist-custom-nodes", *packs, "--disable-auto-launch",
                "--input-directory", str(work / "input"), "--output-directory", str(work / "output"),
                "--temp-directory", str(work / "temp"), "--user-directory", str(work / "user"),
                "--database-url", "sqlite:///:memory:"]

@@ -46,7 +46,7 @@ def object_info(server) -> dict:
     return server.get("/object_info")
 
 
-MODULE_ORDER = ("test_e2e_server", "test_e2e_workflows", "test_e2e_browser", "test_e2e_fuzz")
+MODULE_ORDER = ("test_e2e_server", "test_e2e_workflows", "test_e2e_uniavgen", "test_e2e_browser", "test_e2e_fuzz")
 
 
 def pytest_collection_modifyitems(items):

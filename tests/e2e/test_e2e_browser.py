@@ -1,9 +1,9 @@
 """The web extension in ComfyUI's real editor (headless Debian chromium driven by playwright-core).
 
 Loads every bundled workflow (it must save back unchanged and convert to the same prompt as our converter),
-switches HarmonySampler through the modes (widgets and condition sockets show/hide), runs the text -> audio +
-video workflow from the editor and waits for the A+V preview with its frame strip and waveform, then adds
-HarmonyMux -> core Save Video and waits for the same preview on the Save Video node.
+switches HarmonySampler through the modes and guidance choices (widgets and condition sockets show/hide), runs
+the text -> audio + video workflow from the editor and waits for the A+V preview with its frame strip and
+waveform, then adds HarmonyMux -> core Save Video and waits for the same preview on the Save Video node.
 Skipped with the reason when node, chromium or playwright-core (`npm ci` in tests/e2e) is missing.
 """
 from __future__ import annotations
@@ -110,7 +110,15 @@ def test_sampler_widgets_and_sockets_follow_the_mode(browser_result):
         conditions = set(seen["sockets"]) - {"model", "codecs", "positive", "negative"}
         assert conditions == CONDITION_SOCKETS[mode], mode
         assert seen["required"] == REQUIRED[mode], mode
-        assert seen["widgetsValues"] == 17, "hiding widgets must not change what is saved"
+        assert seen["widgetsValues"] == 18, "hiding widgets must not change what is saved"
+
+
+def test_guidance_uniavgen_hides_the_synccfg_widgets(browser_result):
+    """MA-CFG has no SyncCFG: its scales are the text_* ones; 'default' and 'synccfg' hide nothing (joint)."""
+    seen = browser_result["guidance"]
+    assert set(seen["uniavgen"]["hidden"]) == {"sync_video_scale", "sync_audio_scale", "sync_start", "sync_end"}
+    assert seen["synccfg"]["hidden"] == seen["default"]["hidden"] == []
+    assert {v["widgetsValues"] for v in seen.values()} == {18}
 
 
 def test_run_shows_the_av_preview_with_frames_and_waveform(browser_result):

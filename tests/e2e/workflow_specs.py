@@ -5,13 +5,15 @@ links (from key, output name, to key, input name). The editor assigns ids in nod
 then frames each group around its nodes (loaders / conditioning / sampling / output) and stores a view that
 shows the whole graph clear of the editor's sidebar and toolbars, and saves. Captions follow the demo model's
 synthetic scenes (harmony_core.train.synthetic), which it was trained on. The example media ship with the pack
-(harmony_core/assets/examples, copied into ComfyUI's input folder when the pack loads).
+(harmony_core/assets/examples, copied into ComfyUI's input folder when the pack loads). Workflows for models
+the user brings (UniAVGen, LTX-2) are in workflow_specs_user.py.
 """
 from __future__ import annotations
 
 import uuid
 
 from workflow_inputs import FIRST_FRAME_PNG, IMPACTS_MP4, SPEECH_WAV
+from workflow_specs_user import USER_MODEL_WORKFLOWS, user_model_specs
 
 DEMO = "harmony_demo.safetensors (bundled)"
 FROM_MODEL = "from model (demo)"
@@ -162,4 +164,8 @@ def best_of_takes() -> dict:
 
 
 def all_specs() -> list[dict]:
-    return [text_to_av(), audio_to_video(), video_to_audio(), image_to_av(), best_of_takes()]
+    """Every bundled workflow: the demo model's, then those for the user's models (USER_MODEL_WORKFLOWS)."""
+    return [text_to_av(), audio_to_video(), video_to_audio(), image_to_av(), best_of_takes(), *user_model_specs()]
+
+
+__all__ = ["USER_MODEL_WORKFLOWS", "all_specs"]

@@ -1,6 +1,8 @@
 """Inside ComfyUI the pack is a package under a mangled name and its folder is not on sys.path, so every
 module it can reach must import through relative imports. Checked in a fresh interpreter whose sys.path does
-not hold the repository (as in ComfyUI)."""
+not hold the repository (as in ComfyUI). The LTX-2 guider's adapter needs ComfyUI's sampler internals
+(comfy.conds, comfy.model_base, comfy.samplers), which the stand-in does not imitate: for that module only a
+missing `comfy.*` module is accepted (tests/e2e/test_e2e_ltx_guider.py imports it inside a real ComfyUI)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import sys
 
 
 from node_harness import REPO, STUB
+
+NEEDS_COMFY_SAMPLERS = ("nodes.adapters.ltx_guider",)  # imports comfy.conds / model_base / samplers
 
 WALK = f"""
 import importlib, importlib.util, pkgutil, sys
@@ -26,7 +30,9 @@ for package in ("nodes", "harmony_core"):
         try:
             importlib.import_module(info.name)
         except ImportError as err:
-            failed.append(info.name + ": " + str(err))
+            internals = info.name.endswith({NEEDS_COMFY_SAMPLERS!r}) and str(err).startswith("No module named 'comfy.")
+            if not internals:
+                failed.append(info.name + ": " + str(err))
 print("\\n".join(failed))
 """
 

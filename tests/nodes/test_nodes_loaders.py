@@ -54,7 +54,7 @@ def test_checkpoint_of_the_wrong_kind_names_ckpt_name(comfy_env):
         str(comfy_env / "models" / "harmony" / "a_vae.safetensors"),
     )
     with pytest.raises(
-        ValueError, match=r"ckpt_name: 'a_vae.safetensors' is not a Harmony checkpoint.*models/vae"
+        ValueError, match=r"ckpt_name: 'a_vae.safetensors' is not a Harmony or UniAVGen checkpoint.*models/vae"
     ):
         load_model(ckpt_name="a_vae.safetensors")
 

@@ -36,6 +36,7 @@ SAMPLER_INPUTS = {  # HarmonySampler's inputs; HarmonyBestOfTakes has `takes` wh
     "audio_cond": "HARMONY_AUDIO",
     "video_cond": "HARMONY_VIDEO",
     "reference": "HARMONY_IMAGE",
+    "guidance": "COMBO",
 }
 
 SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract with workflows/ and web/
@@ -62,7 +63,7 @@ SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract 
     ),
     "HarmonyConditioning": (
         "Harmony/conditioning",
-        {"video": "CONDITIONING", "audio": "CONDITIONING", "transcript": "STRING"},
+        {"video": "CONDITIONING", "audio": "CONDITIONING", "transcript": "STRING", "language": "COMBO"},
         ["CONDITIONING"],
     ),
     "HarmonyAudioCondition": (
@@ -73,6 +74,7 @@ SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract 
             "role": "COMBO",
             "start_seconds": "FLOAT",
             "max_seconds": "FLOAT",
+            "transcript": "STRING",
         },
         ["HARMONY_AUDIO"],
     ),
@@ -133,16 +135,20 @@ SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract 
 OPTIONAL = {
     ("HarmonyCodecLoader", "vae"),
     ("HarmonyConditioning", "audio"),
+    ("HarmonyConditioning", "language"),
+    ("HarmonyAudioCondition", "transcript"),
     ("HarmonyVideoCondition", "images"),
     ("HarmonyVideoCondition", "video"),
     ("HarmonySampler", "negative"),
     ("HarmonySampler", "audio_cond"),
     ("HarmonySampler", "video_cond"),
     ("HarmonySampler", "reference"),
+    ("HarmonySampler", "guidance"),
     ("HarmonyBestOfTakes", "negative"),
     ("HarmonyBestOfTakes", "audio_cond"),
     ("HarmonyBestOfTakes", "video_cond"),
     ("HarmonyBestOfTakes", "reference"),
+    ("HarmonyBestOfTakes", "guidance"),
     ("HarmonySyncScore", "video"),
     ("HarmonySyncScore", "images"),
     ("HarmonySyncScore", "audio"),

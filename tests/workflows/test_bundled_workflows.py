@@ -1,7 +1,9 @@
 """The bundled workflows (workflows/*.json + .jpg) against the node schemas: node types, links, widget values
-(count, order, the control_after_generate value after the seed, ranges, combo choices), API conversion."""
+(count, order, the control_after_generate value after the seed, ranges, combo choices), API conversion; the
+UniAVGen ones wired for their tasks."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -22,9 +24,18 @@ EXPECTED = {  # file stem: (sampling node, its mode, node feeding its condition 
     "best_of_takes": ("HarmonyBestOfTakes", "joint", None, None),
 }
 LOADERS = {"LoadAudio": "audio", "LoadVideo": "file", "LoadImage": "image"}
-# workflows for models the user brings (not run here, so no thumbnail from a run); checked against a live
-# ComfyUI by tests/e2e/test_e2e_ltx_guider.py
-USER_MODEL_WORKFLOWS = ("ltx2_synccfg_lipsync",)
+# workflows for models the user brings (not run here, so no thumbnail from a run); run or checked against a live
+# ComfyUI by tests/e2e/test_e2e_uniavgen.py and test_e2e_ltx_guider.py
+UNIAVGEN = {  # file stem: (mode, {condition socket: node feeding it}, HarmonyAudioCondition's role)
+    "uniavgen_talking_head": ("joint", {"reference": "HarmonyReferenceImage"}, None),
+    "uniavgen_talking_head_voice": ("joint", {"reference": "HarmonyReferenceImage",
+                                              "audio_cond": "HarmonyAudioCondition"}, "reference_voice"),
+    "uniavgen_lipsync": ("audio_driven", {"reference": "HarmonyReferenceImage",
+                                          "audio_cond": "HarmonyAudioCondition"}, "drive"),
+    "uniavgen_foley": ("video_driven", {"video_cond": "HarmonyVideoCondition"}, None),
+}
+USER_MODEL_WORKFLOWS = ("ltx2_synccfg_lipsync", *UNIAVGEN)
+USER_FILES = {"HarmonyModelLoader": ("ckpt_name",), "HarmonyCodecLoader": ("video_vae", "vocoder")}
 
 
 def load(stem: str) -> dict:
@@ -38,6 +49,13 @@ def nodes_of(workflow: dict, node_type: str) -> list[dict]:
 def widget_value(node: dict, schema: dict, name: str) -> object:
     names = [w.name for w in widget_layout(schema)]
     return node["widgets_values"][names.index(name)]
+
+
+def feeders(workflow: dict, node: dict) -> dict[str, dict]:
+    """{input name: the node linked into it} of `node`."""
+    links = {link[0]: link for link in workflow["links"]}
+    by_id = {n["id"]: n for n in workflow["nodes"]}
+    return {slot["name"]: by_id[links[slot["link"]][1]] for slot in node["inputs"] if slot.get("link") is not None}
 
 
 def test_folder_holds_exactly_the_use_cases_with_thumbnails():
@@ -77,7 +95,7 @@ def test_seed_is_followed_by_its_control_value(stem, schemas):
     assert sampler["widgets_values"][names.index("seed") + 1] in CONTROL_VALUES
 
 
-@pytest.mark.parametrize("stem", sorted(EXPECTED))
+@pytest.mark.parametrize("stem", sorted(EXPECTED) + sorted(USER_MODEL_WORKFLOWS))
 def test_loaders_name_example_inputs_that_ship_with_the_pack(stem, schemas):
     workflow = load(stem)
     for node_type, widget in LOADERS.items():
@@ -111,3 +129,36 @@ def test_thumbnail_is_a_real_jpeg_frame(stem):
         frame = next(container.decode(video=0)).to_ndarray(format="rgb24")  # [H, W, 3]
     assert min(frame.shape[:2]) >= 128
     assert float(np.std(frame)) > 5.0, "thumbnail is a flat image"
+
+
+@pytest.mark.parametrize("stem", sorted(UNIAVGEN))
+def test_uniavgen_workflow_matches_the_node_schemas(stem, schemas, frontend_only):
+    """As the demo workflows, except that the user's file names are not options here (no files offline)."""
+    relaxed = copy.deepcopy(schemas)
+    for node_type, names in USER_FILES.items():
+        for name in names:
+            relaxed[node_type]["input"]["required"][name][1]["options"] = []
+    assert validate_workflow(load(stem), relaxed, frontend_only) == []
+
+
+@pytest.mark.parametrize("stem", sorted(UNIAVGEN))
+def test_uniavgen_workflow_is_wired_for_its_task(stem, schemas):
+    """The task's mode and conditions; umT5 (CLIPLoader type wan) captions, the negative an empty prompt (as
+    UniAVGen's); HarmonyConditioning carries the transcript; the checkpoint's guidance, 81 frames at 16 fps."""
+    workflow = load(stem)
+    mode, conditions, role = UNIAVGEN[stem]
+    (sampler,) = nodes_of(workflow, "HarmonySampler")
+    value = lambda node, name: widget_value(node, schemas[node["type"]], name)  # noqa: E731
+    assert [value(sampler, k) for k in ("mode", "guidance", "frames", "fps")] == [mode, "default", 81, 16.0]
+    fed = feeders(workflow, sampler)
+    assert {k: fed[k]["type"] for k in ("audio_cond", "video_cond", "reference") if k in fed} == conditions
+    if role is not None:
+        assert value(fed["audio_cond"], "role") == role
+    assert fed["positive"]["type"] == "HarmonyConditioning" and fed["negative"]["type"] == "CLIPTextEncode"
+    assert value(fed["negative"], "text") == ""
+    caption = feeders(workflow, fed["positive"])["video"]
+    assert caption["type"] == "CLIPTextEncode" and value(caption, "text")
+    clip = feeders(workflow, caption)["clip"]
+    assert clip["type"] == "CLIPLoader" and value(clip, "type") == "wan"
+    (loader,) = nodes_of(workflow, "HarmonyModelLoader")
+    assert value(loader, "ckpt_name") == "UniAVGen/" and value(loader, "weight_dtype") == "bf16"

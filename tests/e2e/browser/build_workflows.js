@@ -10,14 +10,19 @@ const { openEditor, readJson, writeJson } = require("./editor");
 const SETTLE_MS = 2000; // time for image/video previews of the Load* nodes to appear and resize them
 // The editor's default window (the test viewport): px kept clear of the sidebar (left), the tab bar and the Run
 // toolbar (top), the canvas info (bottom left), and the minimap with its controls (a box at the bottom right).
+// Specs with `userFiles` (workflows naming model files the user adds) also keep clear of the "errors found" panel
+// the editor shows at the top right while such a file is missing.
 const VIEW = { width: 1600, height: 1000, left: 80, top: 120, right: 20, bottom: 80,
-  minimap: [1330, 730, 270, 270] };
+  minimap: [1330, 730, 270, 270], errors: [1225, 80, 375, 180] };
 const GROUP_PAD = 16;
 const GROUP_TITLE = 44;
 
 function buildInPage(spec) {
   const { app, LiteGraph } = window;
   app.graph.clear();
+  // the graph's id first: with the previous graph's id still set, a text widget of a node that gets the same id
+  // as one of that graph lost its value (CLIPTextEncode built after CLIPTextEncode came out empty)
+  app.graph.id = spec.uuid;
   const nodes = {};
   for (const n of spec.nodes) {
     const node = LiteGraph.createNode(n.type);
@@ -67,11 +72,13 @@ function frameInPage({ spec, view, pad, titleHeight }) {
   const bx = Math.min(...boxes.map((r) => r[0])), by = Math.min(...boxes.map((r) => r[1]));
   const bw = Math.max(...boxes.map((r) => r[0] + r[2])) - bx, bh = Math.max(...boxes.map((r) => r[1] + r[3])) - by;
   const fit = Math.min(1, (view.width - view.left - view.right) / bw, (view.height - view.top - view.bottom) / bh);
-  const [mx, my] = view.minimap;
-  const clearOfMinimap = (s) => boxes.every(([x, y, w, h]) =>
-    view.left + (x + w - bx) * s <= mx || view.top + (y + h - by) * s <= my);
+  const reserved = [view.minimap, ...(spec.userFiles ? [view.errors] : [])];
+  const clearOf = (s, [px, py, pw, ph]) => boxes.every(([x, y, w, h]) => {
+    const sx = view.left + (x - bx) * s, sy = view.top + (y - by) * s;
+    return sx + w * s <= px || sy + h * s <= py || sx >= px + pw || sy >= py + ph;
+  });
   let scale = Math.floor(fit * 100) / 100;
-  while (scale > 0.5 && !clearOfMinimap(scale)) scale -= 0.01;
+  while (scale > 0.5 && !reserved.every((box) => clearOf(scale, box))) scale -= 0.01;
   scale = Math.round(scale * 100) / 100;
   const workflow = app.graph.serialize();
   workflow.extra = { ...workflow.extra,

@@ -2,8 +2,9 @@
 // Usage: node check_extension.js URL CASES.json RESULT.json
 // CASES: {"workflows": {name: workflow}, "modes": [...], "run": name, "screenshots": dir?}. For every workflow:
 // load it, save it again and convert it to a prompt as the editor does; on the "run" workflow: switch the
-// sampler through `modes` (reporting hidden widgets and condition sockets), queue it and wait for the A+V
-// preview of HarmonySaveAV; then feed HarmonyMux into core Save Video, queue again and wait for its preview.
+// sampler through `modes` and its guidance choices (reporting hidden widgets and condition sockets), queue it and
+// wait for the A+V preview of HarmonySaveAV; then feed HarmonyMux into core Save Video, queue again and wait for
+// its preview.
 // Screenshots of each mode and of the previews go to `screenshots` when given.
 "use strict";
 const { openEditor, readJson, writeJson } = require("./editor");
@@ -49,11 +50,11 @@ async function roundTrip(page, workflow) {
   }, workflow);
 }
 
-async function switchMode(page, mode) {
-  return page.evaluate((value) => {
+async function switchWidget(page, name, value) {
+  return page.evaluate(([name, value]) => {
     const { app } = window;
     const node = app.graph.nodes.find((n) => n.type === "HarmonySampler");
-    const widget = node.widgets.find((w) => w.name === "mode");
+    const widget = node.widgets.find((w) => w.name === name);
     widget.setValue(value, { e: undefined, node, canvas: app.canvas });
     app.canvas.centerOnNode?.(node);
     app.canvas.setDirty(true, true);
@@ -63,13 +64,13 @@ async function switchMode(page, mode) {
       required: node.inputs.filter((i) => !i.widget && i.label?.endsWith("(required)")).map((i) => i.name),
       widgetsValues: node.serialize().widgets_values.length,
     };
-  }, mode);
+  }, [name, value]);
 }
 
 async function switchModes(page, modes, screenshots) {
   const seen = {};
   for (const mode of modes) {
-    seen[mode] = await switchMode(page, mode);
+    seen[mode] = await switchWidget(page, "mode", mode);
     if (screenshots) await screenshot(page, `${screenshots}/sampler_${mode}.png`);
   }
   return seen;
@@ -175,6 +176,10 @@ async function muxIntoSaveVideo(page, timeoutMs) {
     }
     await roundTrip(page, cases.workflows[cases.run]);
     result.modes = await switchModes(page, cases.modes, cases.screenshots);
+    result.guidance = {}; // ends on "default", the workflow's own, which is then run
+    for (const value of ["uniavgen", "synccfg", "default"]) {
+      result.guidance[value] = await switchWidget(page, "guidance", value);
+    }
     result.preview = await runAndPreview(page, cases.timeoutMs ?? 300000);
     if (cases.screenshots) await screenshotNode(page, "HarmonySaveAV", `${cases.screenshots}/preview.png`);
     result.mux = await muxIntoSaveVideo(page, cases.timeoutMs ?? 300000);
