@@ -29,6 +29,7 @@ from .sampling import (
     UNCOND,
     VIDEO_DRIVEN,
     Callback,
+    Guidance,
     ModeSpec,
     SyncAnchors,
     audio_driven,
@@ -212,7 +213,7 @@ class HarmonyPipeline:
         lay = self.layout(req)
         guidance = req.guidance
         gen_v, gen_a = req.mode != "audio_driven", req.mode != "video_driven"
-        passes = max(len(guidance.passes(k / req.steps, gen_v, gen_a)) for k in range(req.steps))
+        passes = max(_rows_per_call(guidance, req.mode, k, req.steps, gen_v, gen_a) for k in range(req.steps))
         s, (_, ph, pw) = self.video_codec.spatial_stride, self.model.cfg.video.patch_size
         frames = lay.video_frames + (1 if families.is_uniavgen(self.model.cfg) else 0)   # + the reference frame
         video_tokens = frames * (lay.height // s // ph) * (lay.width // s // pw)
@@ -257,11 +258,12 @@ class HarmonyPipeline:
                           self.audio_codec.sample_rate, video.cpu(), audio.cpu(), tuple(notes))
 
     def layout_of(self, video: torch.Tensor, fps: str | Fraction) -> Layout:
-        """The layout of existing latents (e.g. a LATENT from another node): video [B, Cv, Tv, h, w]."""
+        """The layout of existing latents (e.g. a LATENT from another node): video [B, Cv, Tv, h, w]. Only the
+        sizes are checked: no request is resolved (a UniAVGen model would ask for its reference image again)."""
         tv, h, w = video.shape[2:]
         s = self.video_codec.spatial_stride
         frames = timeline.pixel_frames_for(tv, self.video_codec.temporal_stride)
-        return self.layout(self.resolve(Request(num_frames=frames, height=h * s, width=w * s, fps=str(fps))))
+        return self.layout(Request(num_frames=frames, height=h * s, width=w * s, fps=str(fps)))
 
     def _mode(self, req: Request, lay: Layout, notes: list[str],
               ) -> tuple[ModeSpec, torch.Tensor | None, torch.Tensor | None]:
@@ -324,6 +326,16 @@ class HarmonyPipeline:
         else:
             audio = torch.randn(req.batch, self.audio_codec.latent_channels, lay.audio_frames, generator=g)
         return video.to(self.device), audio.to(self.device)
+
+
+def _rows_per_call(guidance: Guidance, mode: str, step: int, steps: int, gen_v: bool, gen_a: bool) -> int:
+    """Passes per item in the widest model call of one step: SyncCFG batches all its passes in one call;
+    MA-CFG's cond and uncond share a call only when their flags agree (the sampler groups by flags)."""
+    passes = guidance.passes(step / steps, gen_v, gen_a)
+    if guidance.macfg is None or len(passes) == 1:
+        return len(passes)
+    cond, uncond = guidance.macfg.flags(mode, step, steps)
+    return 2 if cond == uncond else 1
 
 
 def check_grid(value: int, grid: int, name: str) -> None:

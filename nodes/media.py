@@ -6,15 +6,13 @@ node (HarmonyMux, HarmonySaveAV, core SaveVideo, ...) runs once per take and eac
 
 from __future__ import annotations
 
-from fractions import Fraction
-
 import torch
 
 from comfy_api.latest import io, ui
 
 from ..harmony_core import timeline
 from ..harmony_core.budget import MemoryPlan, check_budget, decode_bytes
-from ..harmony_core.pipeline import HarmonyPipeline, Layout, Request, Result
+from ..harmony_core.pipeline import Result
 from .adapters import media, model_patcher, save
 from .types import DEFAULT_FPS, HarmonyCodecs, HarmonyCodecsType, read_latent
 from .validation import checked
@@ -69,7 +67,7 @@ class HarmonyDecode(io.ComfyNode):
                 )
         device = model_patcher.load_device(codecs.patcher)
         pipeline = codecs.pipeline(codecs.model, device)
-        layout = latent_layout(pipeline, video, fps)
+        layout = pipeline.layout_of(video, fps)
         size = f"decoding {layout.width}x{layout.height}, {layout.num_frames} frames, {video.shape[0]} take(s)"
         plan = MemoryPlan(size, 0, decode_bytes(codecs.video, video.shape[0], layout.num_frames, layout.height,
                                                 layout.width))
@@ -78,16 +76,6 @@ class HarmonyDecode(io.ComfyNode):
         model_patcher.load(codecs.patcher)
         images, sounds = as_media(pipeline.decode(video, audio, layout))
         return io.NodeOutput(images, sounds, [float(fps)] * len(images))
-
-
-def latent_layout(pipeline: HarmonyPipeline, video: torch.Tensor, fps: Fraction) -> Layout:
-    """The layout of sampled latents, video [B, Cv, Tv, h, w]. Not `pipeline.layout_of`: that resolves a
-    request, and a UniAVGen model refuses a request without its reference image (checked when sampling)."""
-    tv, h, w = video.shape[2:]
-    codec = pipeline.video_codec
-    frames = timeline.pixel_frames_for(tv, codec.temporal_stride)
-    s = codec.spatial_stride
-    return pipeline.layout(Request(num_frames=frames, height=h * s, width=w * s, fps=str(fps)))
 
 
 def as_media(result: Result) -> tuple[list, list]:

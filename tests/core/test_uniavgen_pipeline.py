@@ -148,3 +148,15 @@ def test_reference_voice_gets_its_silence(pipe):
     from_latent = families.reference_voice(Media(ref_audio_latent=latent), codec, torch.device("cpu"))
     assert torch.equal(from_latent[..., :20], latent)
     assert torch.equal(from_latent[..., 20:], codec.silence_latent(30).expand(1, -1, -1))
+
+
+@needs_fixture
+def test_macfg_memory_counts_one_pass_per_call(pipe):
+    """MA-CFG's cond and uncond differ in flags (skip-layer guidance), so they run as two calls of B rows: the
+    activation budget is that of one pass, where SyncCFG's three passes share one call."""
+    trace = load_trace(PARITY, "joint")
+    req = CASES["joint"](trace)
+    macfg = pipe.memory_required(req, 4)
+    sync = pipe.memory_required(Request(**{**req.__dict__, "guidance": Guidance(sync=SyncCFG(3.0, 2.0))}), 4)
+    one = pipe.memory_required(Request(**{**req.__dict__, "guidance": Guidance(sync=SyncCFG(1.0, 1.0))}), 4)
+    assert macfg == one < sync
