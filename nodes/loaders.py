@@ -15,9 +15,12 @@ from ..harmony_core.codecs.base import AudioCodec, VideoCodec
 from ..harmony_core.codecs.registry import REAL_AUDIO, REAL_VIDEO, build_audio_codec, build_video_codec
 from ..harmony_core.config import HarmonyConfig
 from ..harmony_core.loading import CheckpointError
+from ..harmony_core.loading.checkpoint import config_of, read_header
+from ..harmony_core.model.fp8 import E4M3, quantize_model
 from ..harmony_core.model.harmony import HarmonyModel
+from ..harmony_core.model.kit import MemoryKit
 from ..harmony_core.model.load import load_model
-from .adapters import model_patcher, paths
+from .adapters import memory_kit, model_patcher, paths
 from .types import HarmonyCodecs, HarmonyCodecsType
 from .validation import checked
 
@@ -27,6 +30,8 @@ DEMO_CHOICE = "harmony_demo.safetensors (bundled)"
 FROM_MODEL = "from model (demo)"
 DTYPES = {"default": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ATTENTION = ("sdpa", "flash", "sage")
+FP8 = ("off", "row", "tensor")
+MAX_SWAP = 64  # the widget's bound; the loaded model's layer count is checked when it runs
 UNIAVGEN_AUDIO = "uniavgen-24k"  # the audio codec with no VAE (harmony_core.codecs.registry)
 FILE_ERRORS = (
     ValueError,
@@ -35,29 +40,46 @@ FILE_ERRORS = (
 )  # what a wrong or corrupt file raises (re-raised with the input)
 
 
-def load_harmony(ckpt_name: str, weight_dtype: str, attention: str) -> HarmonyModel:
-    """The model named by the loader's widgets, on ComfyUI's offload device; errors name the widget."""
+def load_harmony(ckpt_name: str, weight_dtype: str, attention: str, kit: MemoryKit = MemoryKit()) -> HarmonyModel:
+    """The model named by the loader's widgets, fp8 as `kit` (or ComfyUI's --fp8_*-unet flags) asks, on ComfyUI's
+    offload device (on the CPU when layers are swapped: model_patcher parks them there); errors name the widget."""
     try:
         resolve(attention)
     except AttentionUnavailable as err:
         raise ValueError(f"attention: {err}; choose 'sdpa' (always available)") from err
-    device, dtype = model_patcher.offload_device(), DTYPES[weight_dtype]
+    scaling, fmt = memory_kit.fp8_request(kit.fp8_scaling if kit.fp8 else "off")
+    dtype = DTYPES[weight_dtype] or memory_kit.flag_dtype()
+    device = torch.device("cpu") if kit.swap_blocks else model_patcher.offload_device()
+    at_load = scaling if fmt == E4M3 else None   # load_model writes e4m3fn; e5m2 is quantized after loading
     if ckpt_name == DEMO_CHOICE:
-        return load_pipeline(
-            None, device=device, attention=attention, dtype=dtype, allow_untrained=True
-        ).model
+        fp8_kit = MemoryKit(fp8=at_load is not None, fp8_scaling=at_load or "row")
+        model = load_pipeline(None, device=device, attention=attention, dtype=dtype, allow_untrained=True,
+                              kit=fp8_kit).model
+    else:
+        model = _load_file(ckpt_name, attention, dtype, device, at_load, kit.swap_blocks)
+    if scaling is not None and at_load is None:
+        quantize_model(model, scaling, fmt)
+    memory_kit.check_swap(kit.swap_blocks, len(model.video.blocks))
+    used = MemoryKit(scaling is not None, scaling or "row", kit.swap_blocks, kit.compile)
+    log.info("%s: %s, %.2f G parameters in %s (%s%s)", ckpt_name, model.cfg.name,
+             sum(p.numel() for p in model.parameters()) / 1e9, next(model.parameters()).dtype, used.describe(),
+             f", {fmt}" if scaling else "")
+    return model
+
+
+def _load_file(ckpt_name: str, attention: str, dtype: torch.dtype | None, device: torch.device, fp8: str | None,
+               swap_blocks: int) -> HarmonyModel:
     path = paths.full_path(paths.HARMONY_FOLDER, ckpt_name, "ckpt_name")
     try:
-        model = load_model(path, attention=attention, dtype=dtype, device=device)[0]
+        if swap_blocks:   # checked before the (long) load: the file's config says how many layers it has
+            memory_kit.check_swap(swap_blocks, config_of(read_header(path)).video.num_layers)
+        return load_model(path, attention=attention, dtype=dtype, device=device, fp8=fp8)[0]
     except CheckpointError as err:
         raise ValueError(
             f"ckpt_name: {ckpt_name!r} is not a Harmony or UniAVGen checkpoint (nor a Wan2.2-TI2V DiT): "
             f"{err}. models/harmony holds Harmony checkpoints and UniAVGen downloads (the folder with "
             "diffusion_pytorch_model.safetensors.index.json); VAEs and vocoders go to models/vae"
         ) from err
-    log.info("%s: %s, %.2f G parameters in %s", ckpt_name, model.cfg.name,
-             sum(p.numel() for p in model.parameters()) / 1e9, next(model.parameters()).dtype)
-    return model
 
 
 class HarmonyModelLoader(io.ComfyNode):
@@ -92,6 +114,37 @@ class HarmonyModelLoader(io.ComfyNode):
                     tooltip="Attention kernel. sdpa works everywhere; flash and sage need their "
                     "packages and a CUDA GPU (an error says when they are missing).",
                 ),
+                io.Combo.Input(
+                    "fp8",
+                    options=list(FP8),
+                    default="off",
+                    optional=True,
+                    tooltip="Store the big linear layers as float8_e4m3fn with float32 scales: about half the "
+                    "weight memory (UniAVGen 6.7 GB instead of 13.1), ~2 % relative error. row: one scale per "
+                    "output channel (more accurate); tensor: one per layer (ComfyUI's layout). Files already in "
+                    "fp8 load as fp8 whatever this says; ComfyUI's --fp8_e4m3fn-unet / --fp8_e5m2-unet turn it "
+                    "on (per tensor) when this is off.",
+                ),
+                io.Int.Input(
+                    "swap_blocks",
+                    default=0,
+                    min=0,
+                    max=MAX_SWAP,
+                    optional=True,
+                    tooltip="Keep the last N layers on the CPU and stream each to the GPU just before it runs "
+                    "(0..the model's layer count: 30 for UniAVGen). For when ComfyUI's own offloading is not "
+                    "used: ComfyUI already streams Harmony's layers itself with dynamic VRAM (its default on "
+                    "NVIDIA), where this is ignored; with --disable-dynamic-vram, --novram, --highvram or on other "
+                    "GPUs it applies, and ComfyUI sees only the resident layers.",
+                ),
+                io.Boolean.Input(
+                    "compile",
+                    default=False,
+                    optional=True,
+                    tooltip="torch.compile each transformer block: faster steps after the first, which "
+                    "compiles (minutes for large models). Needs Triton on CUDA (a C++ compiler on the CPU); "
+                    "without it the blocks run as they are, with a warning in the log.",
+                ),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The Harmony model (video + audio towers).")
@@ -100,9 +153,16 @@ class HarmonyModelLoader(io.ComfyNode):
 
     @classmethod
     @checked(own=("ckpt_name",))
-    def execute(cls, ckpt_name: str, weight_dtype: str, attention: str) -> io.NodeOutput:
-        model = load_harmony(ckpt_name, weight_dtype, attention)
-        return io.NodeOutput(model_patcher.model_patcher(model, ckpt_name))
+    def execute(
+        cls, ckpt_name: str, weight_dtype: str, attention: str, fp8: str = "off", swap_blocks: int = 0,
+        compile: bool = False,
+    ) -> io.NodeOutput:
+        if not isinstance(compile, bool):
+            raise ValueError(f"compile must be true or false, got {compile!r}")
+        kit = MemoryKit(fp8=fp8 != "off", fp8_scaling="row" if fp8 == "off" else fp8, swap_blocks=int(swap_blocks),
+                        compile=compile)
+        model = load_harmony(ckpt_name, weight_dtype, attention, kit)
+        return io.NodeOutput(model_patcher.model_patcher(model, ckpt_name, kit))
 
 
 def _spec(cfg: HarmonyConfig, kind: str) -> object:

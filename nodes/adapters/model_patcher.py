@@ -1,17 +1,21 @@
 """Harmony models and codecs as ComfyUI `ModelPatcher`s, so ComfyUI's memory management loads/offloads them.
 
-Approach (see nodes/README.md): the plain-torch HarmonyModel is wrapped in a small holder module
-(`HarmonyModule`, the patcher's `.model`) inside the legacy, estimate-based `comfy.model_patcher.ModelPatcher`
-— not `CoreModelPatcher`, which becomes the dynamic-VRAM patcher on NVIDIA and streams only `comfy.ops`
-layers. Before sampling/encoding/decoding, `load()` asks `comfy.model_management.load_models_gpu` for a
-FULL load (`force_full_load=True`): ComfyUI frees VRAM (unloading other models) and moves the whole module;
-between runs the model stays registered in `current_loaded_models` and ComfyUI offloads it when another
-model needs the room. Partial ("lowvram") loading is not offered: it only works for `comfy.ops` layers, which
-harmony_core does not use, so a module left partly on the CPU is reported as an error instead of crashing
-inside the forward.
+Approach (see nodes/README.md): the plain-torch HarmonyModel, its layers turned into ComfyUI managed layers
+(`ops.use_comfy_ops`: comfy.ops Linear / Conv3d, fp8 layers as `ops.ComfyFP8Linear`), is wrapped in a small holder
+module (`HarmonyModule`, the patcher's `.model`) inside `comfy.model_patcher.CoreModelPatcher`, looked up at call
+time: the dynamic-VRAM patcher where ComfyUI enables it (NVIDIA, the default), else the estimate-based one. Before
+sampling/encoding/decoding, `load()` asks `comfy.model_management.load_models_gpu` to load them with room for
+`memory_required` bytes: ComfyUI frees VRAM (unloading other models) and loads what fits; managed layers it leaves
+on the CPU are cast to the device per op (lowvram streaming, `--lowvram` / `--novram`, or dynamic VRAM). What is
+not a managed layer (norms, modulation, embeddings, buffers) is then moved to the device (`ops.move_strays`): the
+estimate-based loader skips some of it. The memory kit's block swap and compile are set up here too
+(memory_kit.py). Codecs are plain torch modules in the estimate-based `ModelPatcher`; `load()` completes them on
+the device if ComfyUI loaded them only in part.
 """
 
 from __future__ import annotations
+
+import logging
 
 import torch
 
@@ -19,7 +23,12 @@ import comfy.model_management as mm
 import comfy.model_patcher
 
 from ...harmony_core.codecs.base import AudioCodec, VideoCodec
+from ...harmony_core.model.fp8 import fp8_layers
 from ...harmony_core.model.harmony import HarmonyModel
+from ...harmony_core.model.kit import MemoryKit
+from . import memory_kit, ops
+
+log = logging.getLogger(__name__)
 
 
 class HarmonyModule(torch.nn.Module):
@@ -29,6 +38,8 @@ class HarmonyModule(torch.nn.Module):
         super().__init__()
         self.diffusion_model = model
         self.source = source
+        # the dtype fp8 layers compute in: ComfyUI's lowvram load counts their per-op cast copies with it
+        self.manual_cast_dtype = next((m.compute_dtype for _, m in fp8_layers(model)), None)
 
     def get_dtype(self) -> torch.dtype:
         return next(self.diffusion_model.parameters()).dtype
@@ -59,12 +70,16 @@ def offload_device() -> torch.device:
     return torch.device(mm.unet_offload_device())
 
 
-def model_patcher(model: HarmonyModel, source: str) -> comfy.model_patcher.ModelPatcher:
-    """MODEL for a Harmony model held on ComfyUI's offload device, loaded on the torch device when used."""
-    module = HarmonyModule(model.to(mm.unet_offload_device()), source)
-    return comfy.model_patcher.ModelPatcher(
-        module, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
-    )
+def model_patcher(model: HarmonyModel, source: str, kit: MemoryKit = MemoryKit()) -> comfy.model_patcher.ModelPatcher:
+    """MODEL for a Harmony model: its layers made ComfyUI managed layers, the kit's block swap and compile set up,
+    held on ComfyUI's offload device and loaded onto the torch device when used."""
+    load_device, offload = mm.get_torch_device(), mm.unet_offload_device()
+    ops.use_comfy_ops(model, load_device)
+    module = HarmonyModule(model, source)
+    patcher = comfy.model_patcher.CoreModelPatcher(module, load_device=load_device, offload_device=offload)
+    memory_kit.apply(model, kit, torch.device(load_device), patcher.is_dynamic())
+    module.to(offload)   # parked swapped layers hold empty placeholders: only the resident weights move
+    return patcher
 
 
 def codec_patcher(video: VideoCodec, audio: AudioCodec) -> comfy.model_patcher.ModelPatcher:
@@ -122,17 +137,33 @@ def available_memory(device: torch.device, *ours: comfy.model_patcher.ModelPatch
     return int(mm.get_free_memory(device)) + freeable
 
 
+def extra_bytes(patcher: comfy.model_patcher.ModelPatcher) -> int:
+    """Device bytes a Harmony MODEL needs beyond what ComfyUI counts and the sampler's `memory_required`
+    (activations + kit_bytes) holds: weights installed for direct reads, tensors moved by move_strays, the fp8
+    cast of a parked swapped layer. 0 for codecs."""
+    module = patcher.model
+    if not isinstance(module, HarmonyModule):
+        return 0
+    model = module.diffusion_model
+    size = next(model.parameters()).element_size()
+    return ops.extra_bytes(model, size) + memory_kit.extra_bytes(model, size)
+
+
 def load(*patchers: comfy.model_patcher.ModelPatcher, memory_required: int = 0) -> torch.device:
-    """Fully load the patchers onto their device through ComfyUI, which first frees other models until
-    `memory_required` bytes (activations) are left over; returns the first one's device."""
-    mm.load_models_gpu(list(patchers), memory_required=memory_required, force_full_load=True)
+    """Load the patchers onto their device through ComfyUI, which first frees other models until
+    `memory_required` bytes (activations) plus `extra_bytes` are left over, and streams the managed layers that do
+    not fit; then everything else is put on the device. Returns the first one's device."""
+    extra = sum(extra_bytes(p) for p in patchers)
+    mm.load_models_gpu(list(patchers), memory_required=memory_required + extra)
     device = torch.device(patchers[0].load_device)
     for patcher in patchers:
-        stray = next((n for n, p in patcher.model.named_parameters() if p.device.type != device.type), None)
+        target = torch.device(patcher.load_device)
+        moved = ops.move_strays(patcher.model, target)
+        if moved:
+            log.info("%s: %.1f MiB ComfyUI left on %s moved to %s", type(patcher.model).__name__, moved / 2**20,
+                     patcher.offload_device, target)
+        stray = ops.off_device(patcher.model, target)
         if stray is not None:
-            raise RuntimeError(
-                f"{type(patcher.model).__name__} was only partly loaded onto {device} ({stray} is "
-                "on the CPU); Harmony needs a full load: free VRAM or start ComfyUI without "
-                "--novram"
-            )
+            raise RuntimeError(f"{type(patcher.model).__name__}: {stray} is not on {target} after loading; "
+                               "free memory (other models, a smaller size) and run again")
     return device

@@ -11,6 +11,7 @@ the interpreter running the tests (torch + harmony_core), not by ComfyUI's.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import time
@@ -105,8 +106,10 @@ def prepare_work(work: Path, pack_dir: Path = REPO, user_models: bool = True) ->
 
 
 def start_server(comfy_dir: Path, python: str, work: Path, timeout: float = 240,
-                 user_models: bool = True) -> ComfyServer:
-    """Launch ComfyUI on a free port and wait until /object_info answers; raise with the log otherwise."""
+                 user_models: bool = True, flags: tuple[str, ...] = (), env: dict | None = None) -> ComfyServer:
+    """Launch ComfyUI on a free port and wait until /object_info answers; raise with the log otherwise. `flags`:
+    more ComfyUI options (e.g. --fp8_e4m3fn-unet; not --lowvram, which argparse refuses next to --cpu); `env`:
+    variables added to the server's environment."""
     yaml, packs = prepare_work(work, user_models=user_models)
     port = free_port()
     command = [python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
@@ -114,10 +117,11 @@ def start_server(comfy_dir: Path, python: str, work: Path, timeout: float = 240,
                "--whitelist-custom-nodes", *packs, "--disable-auto-launch",
                "--input-directory", str(work / "input"), "--output-directory", str(work / "output"),
                "--temp-directory", str(work / "temp"), "--user-directory", str(work / "user"),
-               "--database-url", "sqlite:///:memory:"]
+               "--database-url", "sqlite:///:memory:", *flags]
     log_path = work / "comfyui.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=comfy_dir, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=comfy_dir, stdout=log, stderr=subprocess.STDOUT,
+                                   env={**os.environ, **env} if env else None)
     server = ComfyServer(f"http://127.0.0.1:{port}", work, process, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

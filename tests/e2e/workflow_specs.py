@@ -43,9 +43,9 @@ def _common(video: str, audio: str, transcript: str, mode: str, prefix: str,
     """Loader, codecs, text, sampler, decode and save nodes with their links; `guidance`: sampler widget
     values other than the model's defaults (per-mode scales measured in docs/demo_model.md)."""
     nodes = [
-        _node("model", "HarmonyModelLoader", "inputs", 350, [380, 110],
+        _node("model", "HarmonyModelLoader", "inputs", 350, [380, 180],
               widgets={"ckpt_name": DEMO, "weight_dtype": "default", "attention": "sdpa"}),
-        _node("codecs", "HarmonyCodecLoader", "inputs", 510, [380, 130],
+        _node("codecs", "HarmonyCodecLoader", "inputs", 570, [380, 130],
               widgets={"video_vae": FROM_MODEL, "audio_vae": FROM_MODEL, "vocoder": FROM_MODEL}),
         _node("text", "HarmonyTextEncode", "cond", 80, [420, 430],
               widgets={"video_caption": video, "audio_caption": audio, "transcript": transcript, "negative": ""}),
@@ -88,7 +88,7 @@ def audio_to_video() -> dict:
                            "a high buzzing voice chanting syllables, over a faint hiss", "magemu sope sibu",
                            "audio_driven", "audio_to_video", {"sync_video_scale": AUDIO_DRIVEN_SYNC})
     nodes += [
-        _node("load", "LoadAudio", "inputs", 690, [380, 140], widgets={"audio": SPEECH_WAV}),
+        _node("load", "LoadAudio", "inputs", 750, [380, 140], widgets={"audio": SPEECH_WAV}),
         _node("cond", "HarmonyAudioCondition", "cond", 570, [420, 130],
               widgets={"role": "drive", "start_seconds": 0.0, "max_seconds": 0.0}),
     ]
@@ -106,7 +106,7 @@ def video_to_audio() -> dict:
     nodes, links = _common("a red triangle bouncing on a dark green floor in front of a grey wall", clink, "",
                            "video_driven", "video_to_audio", {"sync_audio_scale": 1.0})
     nodes += [
-        _node("load", "LoadVideo", "inputs", 690, [380, 420], widgets={"file": IMPACTS_MP4}),
+        _node("load", "LoadVideo", "inputs", 750, [380, 420], widgets={"file": IMPACTS_MP4}),
         _node("cond", "HarmonyVideoCondition", "cond", 570, [420, 90], widgets={"fps": 25.0}),
     ]
     links += [["codecs", "codecs", "cond", "codecs"], ["load", "VIDEO", "cond", "video"],
@@ -123,7 +123,7 @@ def image_to_av() -> dict:
                            "the blue square lands with a low dull knock, over a faint hiss", "", "joint",
                            "image_to_av")
     nodes += [
-        _node("load", "LoadImage", "inputs", 690, [380, 420], widgets={"image": FIRST_FRAME_PNG}),
+        _node("load", "LoadImage", "inputs", 750, [380, 420], widgets={"image": FIRST_FRAME_PNG}),
         _node("ref", "HarmonyReferenceImage", "cond", 570, [420, 130],
               widgets={"width": 64, "height": 64, "crop": "center"}),
     ]

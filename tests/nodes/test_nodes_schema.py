@@ -42,7 +42,8 @@ SAMPLER_INPUTS = {  # HarmonySampler's inputs; HarmonyBestOfTakes has `takes` wh
 SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract with workflows/ and web/
     "HarmonyModelLoader": (
         "Harmony/loaders",
-        {"ckpt_name": "COMBO", "weight_dtype": "COMBO", "attention": "COMBO"},
+        {"ckpt_name": "COMBO", "weight_dtype": "COMBO", "attention": "COMBO", "fp8": "COMBO", "swap_blocks": "INT",
+         "compile": "BOOLEAN"},
         ["MODEL"],
     ),
     "HarmonyCodecLoader": (
@@ -133,6 +134,9 @@ SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract 
     ),
 }
 OPTIONAL = {
+    ("HarmonyModelLoader", "fp8"),   # the memory kit: optional so saved API prompts stay valid
+    ("HarmonyModelLoader", "swap_blocks"),
+    ("HarmonyModelLoader", "compile"),
     ("HarmonyCodecLoader", "vae"),
     ("HarmonyConditioning", "audio"),
     ("HarmonyConditioning", "language"),

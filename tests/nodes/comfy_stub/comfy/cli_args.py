@@ -13,4 +13,5 @@ class LatentPreviewMethod(enum.Enum):
 
 
 args = SimpleNamespace(preview_method=LatentPreviewMethod.NoPreviews, preview_size=512,
-                       disable_metadata=False)
+                       disable_metadata=False, fp8_e4m3fn_unet=False, fp8_e5m2_unet=False, fp8_e8m0fnu_unet=False,
+                       fp32_unet=False, bf16_unet=False, fp16_unet=False)

@@ -122,6 +122,23 @@ def Custom(io_type: str) -> type[ComfyTypeIO]:
     return CustomComfyType
 
 
+@comfytype(io_type="BOOLEAN")
+class Boolean(ComfyTypeIO):
+    Type = bool
+
+    class Input(WidgetInput):
+        def __init__(self, id: str, display_name: str = None, optional=False, tooltip: str = None,
+                     lazy: bool = None, default: bool = None, label_on: str = None, label_off: str = None,
+                     socketless: bool = None, force_input: bool = None, extra_dict=None, raw_link: bool = None,
+                     advanced: bool = None):
+            super().__init__(id, display_name, optional, tooltip, lazy, default, socketless, None,
+                             force_input, extra_dict, raw_link, advanced)
+            self.label_on, self.label_off = label_on, label_off
+
+        def as_dict(self) -> dict:
+            return super().as_dict() | prune_dict({"label_on": self.label_on, "label_off": self.label_off})
+
+
 @comfytype(io_type="INT")
 class Int(ComfyTypeIO):
     Type = int
