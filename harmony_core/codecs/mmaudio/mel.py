@@ -66,6 +66,15 @@ def slaney_mel_basis(cfg: MelConfig) -> torch.Tensor:
     return fb.T.contiguous().float()  # [M, n_freqs]
 
 
+def stft_magnitude(wave: torch.Tensor, cfg: MelConfig, window: torch.Tensor) -> torch.Tensor:
+    """sqrt(|STFT|^2 + mag_eps) of a float wave [B, L], reflect-padded by cfg.pad on both sides, center=False
+    (the BigVGAN / HiFi-GAN mel recipe both MMAudio and UniAVGen use) -> [B, n_fft // 2 + 1, F]."""
+    x = nn.functional.pad(wave[:, None], (cfg.pad, cfg.pad), mode="reflect")[:, 0]  # [B, L + 2 * pad]
+    spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_size, win_length=cfg.win_size, window=window,
+                      center=False, normalized=False, onesided=True, return_complex=True)  # [B, n_freqs, F]
+    return torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + cfg.mag_eps)
+
+
 class MelConverter(nn.Module):
     """Wave [B, L] -> log-mel [B, num_mels, floor(L / hop)] exactly as MMAudio's `MelConverter`.
 
@@ -92,13 +101,7 @@ class MelConverter(nn.Module):
         if wave.shape[-1] <= cfg.pad:
             raise ValueError(f"wave of {wave.shape[-1]} samples is too short for the {cfg.sample_rate} Hz "
                              f"mel (reflect padding needs more than {cfg.pad} samples)")
-        x = wave.clamp(-1.0, 1.0).float()
-        x = nn.functional.pad(x[:, None], (cfg.pad, cfg.pad), mode="reflect")[:, 0]  # [B, L + 2*pad]
-        spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_size, win_length=cfg.win_size,
-                          window=self.hann_window.float(), center=False, normalized=False, onesided=True,
-                          return_complex=True)  # [B, n_freqs, F]
-        spec = torch.view_as_real(spec)  # [B, n_freqs, F, 2]
-        return torch.sqrt(spec.pow(2).sum(-1) + cfg.mag_eps)
+        return stft_magnitude(wave.clamp(-1.0, 1.0).float(), cfg, self.hann_window.float())
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """Wave [B, L] in [-1, 1] (values outside are clamped) -> log-mel [B, num_mels, floor(L / hop)]."""

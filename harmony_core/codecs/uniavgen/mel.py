@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from ..mmaudio.mel import MelConfig
+from ..mmaudio.mel import MelConfig, stft_magnitude
 
 MEL_24K = MelConfig(sample_rate=24_000, n_fft=1024, num_mels=80, hop_size=240, win_size=1024,
                     fmin=0.0, fmax=8_000.0, log="ln")
@@ -120,12 +120,9 @@ class UniAVGenMel(nn.Module):
         if wave.shape[-1] <= cfg.pad:
             raise ValueError(f"wave of {wave.shape[-1]} samples is too short for the 24 kHz mel (reflect "
                              f"padding needs more than {cfg.pad} samples); pad it with zeros first")
-        x = nn.functional.pad(wave.float()[:, None], (cfg.pad, cfg.pad), mode="reflect")[:, 0]  # [B, L + 784]
         window = self.window if self.window.dtype == torch.float32 else \
             torch.hann_window(cfg.win_size, device=self.window.device)  # exact again after a half cast
-        spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_size, win_length=cfg.win_size, window=window,
-                          center=False, normalized=False, onesided=True, return_complex=True)  # [B, 513, F]
-        return torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + cfg.mag_eps)
+        return stft_magnitude(wave.float(), cfg, window)          # no clamp before the STFT: the reference has none
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """Wave [B, L] -> natural-log mel [B, 80, floor(L / 240)], float32."""
