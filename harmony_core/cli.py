@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_convert(sub)
     p = sub.add_parser("bench", help="benchmarks (ratios measured in one run)")
     p.add_argument("which", nargs="?", default="all",
-                   choices=["attention", "gldi", "guidance", "uniavgen", "codecs", "memory", "kit", "gpu", "cpu",
+                   choices=["attention", "gldi", "guidance", "uniavgen", "codecs", "memory", "gpu", "cpu",
                             "all"])
     p.add_argument("--quick", action="store_true", help="smaller sizes")
     p.add_argument("--json", action="store_true",

@@ -1,4 +1,4 @@
-"""`python -m harmony_core bench kit`: the memory kit on the CPU (issue #12), ratios in one run.
+"""`python -m harmony_core bench memory`: the memory kit on the CPU (issue #12), ratios in one run.
 
 One forward of the `mid_config` model at 8 layers of width 384 (GLDI; random weights, float32, one thread) per
 setting, each in a fresh subprocess: no kit, fp8 weights, half / all of the layers block-swapped, fp8 + all
@@ -35,7 +35,7 @@ TEST_INPUT = (5, 16, 16, 31)
 
 def mid_config(layers: int = 4, dim: int = 256, ffn: int = 768, heads: int = 4) -> HarmonyConfig:
     """The `tiny` preset scaled up (widths 256, 4 heads of 64, 4 layers, GLDI on every layer: 12 M parameters):
-    a forward over 320 video tokens takes a fraction of a second on one core. For tests; `bench kit` runs it
+    a forward over 320 video tokens takes a fraction of a second on one core. For tests; `bench memory` runs it
     at widths 384 and 8 layers (`BENCH_CONFIG`)."""
     return HarmonyConfig(
         name="mid",

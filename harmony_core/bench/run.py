@@ -1,4 +1,4 @@
-"""`python -m harmony_core bench {attention,gldi,guidance,uniavgen,codecs,memory,kit,gpu,cpu,all} [--json]`: tables of
+"""`python -m harmony_core bench {attention,gldi,guidance,uniavgen,codecs,memory,gpu,cpu,all} [--json]`: tables of
 ratios from one run; with --json the last line printed is one JSON object (`gldi`: its summary, else the rows)."""
 from __future__ import annotations
 
@@ -50,8 +50,8 @@ def suites(quick: bool) -> dict[str, Callable[[], list[dict] | tuple[dict[str, l
         "guidance": guidance.rows,
         "uniavgen": lambda: uniavgen.rows(repeats=2 if quick else 5),
         "codecs": lambda: _codec_rows(quick),
-        "memory": lambda: memory.rows(memory.CASES[:2] if quick else memory.CASES),
-        "kit": lambda: kit.rows(quick),
+        "memory": lambda: ({"estimate vs measured": memory.rows(memory.CASES[:2] if quick else memory.CASES),
+                            "memory kit (0 / half / all swapped, fp8)": kit.rows(quick)}, None),
         "gpu": lambda: gpu.rows(quick),
         "cpu": lambda: cpu.rows(quick),
     }
@@ -70,7 +70,7 @@ def run(which: str, quick: bool = False, as_json: bool = False) -> str:
             text = table(title if title == name else f"{name}: {title}", rows)
             print(text, flush=True)  # noqa: T201  (CLI output)
             out.append(text)
-        results[name] = summary if summary is not None else result
+        results[name] = summary if summary is not None else (tables if isinstance(result, tuple) else result)
     if as_json:
         line = json.dumps(results[which] if which != "all" else results)
         print(line, flush=True)  # noqa: T201  (CLI output: the last line)
