@@ -66,9 +66,19 @@ def slaney_mel_basis(cfg: MelConfig) -> torch.Tensor:
     return fb.T.contiguous().float()  # [M, n_freqs]
 
 
+def mel_frames(cfg: MelConfig, num_samples: int) -> int:
+    """Mel frames of a wave of `num_samples` samples (more than cfg.pad): floor(L / hop) for these recipes."""
+    return 1 + (num_samples + 2 * cfg.pad - cfg.n_fft) // cfg.hop_size
+
+
 def stft_magnitude(wave: torch.Tensor, cfg: MelConfig, window: torch.Tensor) -> torch.Tensor:
     """sqrt(|STFT|^2 + mag_eps) of a float wave [B, L], reflect-padded by cfg.pad on both sides, center=False
     (the BigVGAN / HiFi-GAN mel recipe both MMAudio and UniAVGen use) -> [B, n_fft // 2 + 1, F]."""
+    if wave.ndim != 2:
+        raise ValueError(f"the {cfg.sample_rate} Hz mel expects a mono wave [B, L], got shape {tuple(wave.shape)}")
+    if wave.shape[-1] <= cfg.pad:
+        raise ValueError(f"wave of {wave.shape[-1]} samples is too short for the {cfg.sample_rate} Hz mel (reflect "
+                         f"padding needs more than {cfg.pad} samples); pad it with zeros first")
     x = nn.functional.pad(wave[:, None], (cfg.pad, cfg.pad), mode="reflect")[:, 0]  # [B, L + 2 * pad]
     spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_size, win_length=cfg.win_size, window=window,
                       center=False, normalized=False, onesided=True, return_complex=True)  # [B, n_freqs, F]
@@ -90,18 +100,11 @@ class MelConverter(nn.Module):
 
     def num_frames(self, num_samples: int) -> int:
         """Mel frames produced for a wave of `num_samples` samples: floor(L / hop)."""
-        cfg = self.cfg
-        return 1 + (num_samples + 2 * cfg.pad - cfg.n_fft) // cfg.hop_size
+        return mel_frames(self.cfg, num_samples)
 
     def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
-        """Linear STFT magnitude sqrt(|S|^2 + 1e-9): wave [B, L] -> [B, n_fft//2+1, F]."""
-        cfg = self.cfg
-        if wave.ndim != 2:
-            raise ValueError(f"mel converter expects a mono wave [B, L], got shape {tuple(wave.shape)}")
-        if wave.shape[-1] <= cfg.pad:
-            raise ValueError(f"wave of {wave.shape[-1]} samples is too short for the {cfg.sample_rate} Hz "
-                             f"mel (reflect padding needs more than {cfg.pad} samples)")
-        return stft_magnitude(wave.clamp(-1.0, 1.0).float(), cfg, self.hann_window.float())
+        """Linear STFT magnitude sqrt(|S|^2 + 1e-9): wave [B, L] (clamped to [-1, 1]) -> [B, n_fft//2+1, F]."""
+        return stft_magnitude(wave.clamp(-1.0, 1.0).float(), self.cfg, self.hann_window.float())
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """Wave [B, L] in [-1, 1] (values outside are clamped) -> log-mel [B, num_mels, floor(L / hop)]."""

@@ -27,7 +27,7 @@ import math
 import torch
 from torch import nn
 
-from ..mmaudio.mel import MelConfig, stft_magnitude
+from ..mmaudio.mel import MelConfig, mel_frames, stft_magnitude
 
 MEL_24K = MelConfig(sample_rate=24_000, n_fft=1024, num_mels=80, hop_size=240, win_size=1024,
                     fmin=0.0, fmax=8_000.0, log="ln")
@@ -109,17 +109,11 @@ class UniAVGenMel(nn.Module):
 
     def num_frames(self, num_samples: int) -> int:
         """Mel frames for a wave of `num_samples` samples (> the 392-sample padding): floor(L / 240)."""
-        cfg = self.cfg
-        return 1 + (num_samples + 2 * cfg.pad - cfg.n_fft) // cfg.hop_size
+        return mel_frames(self.cfg, num_samples)
 
     def magnitude(self, wave: torch.Tensor) -> torch.Tensor:
         """sqrt(|STFT|^2 + 1e-9): wave [B, L] -> [B, 513, F]."""
         cfg = self.cfg
-        if wave.ndim != 2:
-            raise ValueError(f"the 24 kHz mel expects a mono wave [B, L], got shape {tuple(wave.shape)}")
-        if wave.shape[-1] <= cfg.pad:
-            raise ValueError(f"wave of {wave.shape[-1]} samples is too short for the 24 kHz mel (reflect "
-                             f"padding needs more than {cfg.pad} samples); pad it with zeros first")
         window = self.window if self.window.dtype == torch.float32 else \
             torch.hann_window(cfg.win_size, device=self.window.device)  # exact again after a half cast
         return stft_magnitude(wave.float(), cfg, window)          # no clamp before the STFT: the reference has none
