@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ..config import AudioConfig, HarmonyConfig, VideoConfig
+from ..config import AudioConfig, HarmonyConfig, VideoConfig, preset
 from .measure import run_in_subprocess
 
 BENCH_LAYERS = 8
@@ -135,3 +135,28 @@ def rows(quick: bool = False) -> list[dict]:
     keys = ("setting", "peak_rss_mb", "rss_ratio", "device_mb", "device_ratio", "bit_identical", "rel_err",
             "forward_s")
     return [{k: r[k] for k in keys} for r in out]
+
+
+def small_gldi() -> tuple[torch.nn.Module, tuple]:
+    """A 2-layer GLDI model (64 wide, global style) and its forward inputs: the tests' model for layer handling."""
+    cfg = mid_config(layers=2, dim=64, ffn=128, heads=2)
+    return mid_model(cfg=cfg), mid_inputs(cfg, (3, 4, 4, 11))
+
+
+def small_uniavgen() -> tuple[torch.nn.Module, tuple]:
+    """uniavgen-tiny with random weights, its zero-initialised interaction weights drawn N(0, 0.05) so that every
+    path carries signal, and its forward inputs (5 latent frames of 32x32)."""
+    from .gpu import build_on_device, inputs, layout_for
+
+    cfg = preset("uniavgen-tiny")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_on_device(cfg, torch.device("cpu"), torch.float32).eval()
+        with torch.no_grad():
+            for p in model.interaction.parameters():
+                if p.ndim == 2:
+                    p.normal_(0, 0.05)
+    return model, inputs(cfg, layout_for(cfg, 5, 32, 32), 1, torch.device("cpu"), 32, 32)
+
+
+SMALL_MODELS = {"gldi": small_gldi, "uniavgen": small_uniavgen}

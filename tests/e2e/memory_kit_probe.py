@@ -54,20 +54,7 @@ bench, gpu, config = pack("harmony_core.bench.kit"), pack("harmony_core.bench.gp
 MemoryKit = pack("harmony_core.model.kit").MemoryKit
 
 
-def gldi():
-    cfg = bench.mid_config(layers=2, dim=64, ffn=128, heads=2)
-    return bench.mid_model(cfg=cfg), bench.mid_inputs(cfg, (3, 4, 4, 11))
-
-
-def uniavgen():
-    cfg = config.preset("uniavgen-tiny")
-    torch.manual_seed(0)
-    model = gpu.build_on_device(cfg, CPU, torch.float32).eval()
-    with torch.no_grad():
-        for p in model.interaction.parameters():
-            if p.ndim == 2:
-                p.normal_(0, 0.05)
-    return model, gpu.inputs(cfg, gpu.layout_for(cfg, 5, 32, 32), 1, CPU, 32, 32)
+gldi, uniavgen = bench.small_gldi, bench.small_uniavgen
 
 
 def same(a, b) -> bool:

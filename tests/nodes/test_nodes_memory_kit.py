@@ -48,26 +48,7 @@ def same(a, b) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def gldi():
-    """A 2-layer GLDI model with global style and random interaction weights, and its inputs (reference audio
-    included, so the global-style path runs)."""
-    cfg = bench.mid_config(layers=2, dim=64, ffn=128, heads=2)
-    return bench.mid_model(cfg=cfg), bench.mid_inputs(cfg, (3, 4, 4, 11))
-
-
-def uniavgen():
-    cfg = config.preset("uniavgen-tiny")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = gpu.build_on_device(cfg, CPU, torch.float32).eval()
-        with torch.no_grad():
-            for p in model.interaction.parameters():
-                if p.ndim == 2:
-                    p.normal_(0, 0.05)
-    return model, gpu.inputs(cfg, gpu.layout_for(cfg, 5, 32, 32), 1, CPU, 32, 32)
-
-
-MODELS = {"gldi": gldi, "uniavgen": uniavgen}
+gldi, MODELS = bench.small_gldi, bench.SMALL_MODELS
 
 
 def managed(model):
