@@ -1,11 +1,19 @@
 """Per-video-frame synchronisation signals and event detection, usable on any clip.
 
-The video frame grid is the common time base. Value k of every per-frame signal describes what changed
-between frame k - 1 and frame k, i.e. the interval ((k - 1) / fps, k / fps], and stands for the time
-(k - 0.5) / fps. Value 0 is constant (0) by construction and every consumer leaves it out.
-- motion energy: mean absolute difference of frames k - 1 and k.
-- onset strength: spectral flux (half-wave rectified rise of the noise-gated dB spectrum, 16 ms window,
-  8 hops per video frame) averaged over the STFT frames placed in the interval (at 3/4 of their window).
+Timing convention. The video frame grid is the common time base: frame k is shown at k / fps (frame 0 at
+0 s). Value k of every per-frame signal describes what changed between frame k - 1 and frame k, i.e. the
+interval ((k - 1) / fps, k / fps], and stands for the time (k - 0.5) / fps. Value 0 is constant (0) by
+construction and every consumer leaves it out.
+- motion energy: motion[k] = mean |frame k - frame k - 1| (k >= 1), motion[0] = 0.
+- onset strength: onset[k] = spectral flux of the sound in ((k - 1) / fps, k / fps] (half-wave rectified
+  rise of the noise-gated dB spectrum, 16 ms window, 8 hops per video frame, averaged over the STFT frames
+  placed in the interval at 3/4 of their window), so motion[k] pairs with onset[k]; lagcorr.py's lag l pairs
+  motion[k] with onset[k + l] (positive lag = sound after picture).
+Loudness invariance. Onset strength and the RMS envelope peak-normalise the fitted wave first (loudness.py)
+and every later floor is relative (dB below the clip's loudest bin, dB above a bin's own noise floor, peak
+thresholds relative to the signal's range), so multiplying a clip's audio by any gain leaves the signals
+(and every figure made from them) unchanged up to float32 rounding; a wave with peak <= SILENCE_PEAK is
+silence (zero signals).
 Offset error pairs motion-energy peaks with onset-strength peaks: a DeSync-like mean |offset| in seconds
 (cf. Synchformer's DeSync as used by av-benchmark, arXiv 2511.21579 Table 3) and a hit rate.
 """
@@ -19,10 +27,13 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from .loudness import normalise_peak
+
 log = logging.getLogger(__name__)
 
 FLUX_RANGE_DB = 80.0  # dB spectrum floored at (max - 80 dB) before the flux
 GATE_MARGIN_DB = 12.0  # ... and at each bin's noise floor (20th percentile over time) + 12 dB
+LOG_FLOOR = 1e-10  # magnitudes floored at 1e-10 x the clip's loudest bin (-200 dB) before the log: avoids log(0)
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,11 @@ def frame_time(index: int, fps: Fraction | float) -> float:
 
 
 def motion_energy(frames: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """[F] mean absolute difference between consecutive frames; value 0 is 0 by construction."""
+    """[F] motion[k] = mean |frame k - frame k - 1| over pixels and channels (k >= 1), motion[0] = 0.
+
+    Value k is the change shown between k - 1 and k (frame k is shown at k / fps), paired with the sound in
+    ((k - 1) / fps, k / fps] (onset_strength's value k).
+    """
     x = as_frames(frames)
     diff = (x[1:] - x[:-1]).abs().flatten(1).mean(1)  # [F - 1]
     return torch.cat([diff.new_zeros(1), diff])
@@ -72,11 +87,13 @@ def _gated_db(wave: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
 
     Windows are not centred: frame m covers samples [m * hop, m * hop + n_fft). The floor of a bin is its
     20th percentile over time plus GATE_MARGIN_DB (and at least FLUX_RANGE_DB below the clip's max), so
-    stationary noise adds almost no flux while anything rising above it does.
+    stationary noise adds almost no flux while anything rising above it does. Every floor is relative to
+    the clip's own levels: a gain on `wave` shifts all dB values alike and leaves the flux unchanged.
     """
     spec = torch.stft(wave, n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=False,
                       return_complex=True).abs()
-    db = 20.0 * torch.log10(spec.clamp_min(1e-10))  # [K, M]
+    top = float(spec.max())
+    db = 20.0 * torch.log10(spec.clamp_min(top * LOG_FLOOR if top > 0 else 1.0))  # [K, M]
     floor = torch.quantile(db, 0.2, dim=1, keepdim=True) + GATE_MARGIN_DB  # [K, 1]
     return torch.maximum(db, floor.clamp_min(float(db.max()) - FLUX_RANGE_DB))
 
@@ -102,13 +119,20 @@ def fit_wave(wave: torch.Tensor | np.ndarray, sample_rate: int, fps: Fraction | 
 
 def onset_strength(wave: torch.Tensor | np.ndarray, sample_rate: int, fps: Fraction | float,
                    num_frames: int) -> torch.Tensor:
-    """[F] spectral flux per video frame (dB per bin); the wave is fitted to the video's duration first."""
-    x = fit_wave(wave, sample_rate, fps, num_frames)
+    """[F] onset[k] = spectral flux (dB per bin) of the sound in ((k - 1) / fps, k / fps], onset[0] = 0.
+
+    Value k pairs with motion_energy's value k (the change from frame k - 1 to frame k). The wave is fitted to
+    the video's duration, then peak-normalised: the result does not depend on the audio's gain, and a wave
+    with peak <= SILENCE_PEAK (silence) gives zeros.
+    """
+    x = normalise_peak(fit_wave(wave, sample_rate, fps, num_frames))
     hop = max(1, round(sample_rate / float(fps) / 8))
     n_fft = 2 ** math.ceil(math.log2(0.016 * sample_rate))
     if x.shape[0] < n_fft + hop:
         raise ValueError(f"audio of {x.shape[0]} samples is too short for onset strength "
                          f"(needs {n_fft + hop})")
+    if not bool(x.any()):
+        return torch.zeros(num_frames)
     db = _gated_db(x, n_fft, hop)  # [K, M]
     flux = torch.relu(db[:, 1:] - db[:, :-1]).mean(0)  # [M - 1], flux m is the rise into STFT frame m + 1
     # a rise shows once a sound is a little way into a window: placed where the Hann window's newer half
@@ -120,8 +144,9 @@ def onset_strength(wave: torch.Tensor | np.ndarray, sample_rate: int, fps: Fract
 def audio_envelope(wave: torch.Tensor | np.ndarray, sample_rate: int, fps: Fraction | float,
                    num_frames: int) -> torch.Tensor:
     """[F] RMS amplitude in a one-frame window centred on each frame's instant k / fps (pairs with a level
-    such as mouth opening, which frame k shows at k / fps)."""
-    x = fit_wave(wave, sample_rate, fps, num_frames)
+    such as mouth opening, which frame k shows at k / fps), of the peak-normalised fitted wave (full scale =
+    the clip's peak, so a gain on the audio changes nothing)."""
+    x = normalise_peak(fit_wave(wave, sample_rate, fps, num_frames))
     per_frame = sample_rate / float(fps)
     centre = torch.arange(num_frames, dtype=torch.float64) * per_frame  # [F] sample index of k / fps
     starts = (centre - per_frame / 2).round().long().clamp(0, x.shape[0])
@@ -132,7 +157,11 @@ def audio_envelope(wave: torch.Tensor | np.ndarray, sample_rate: int, fps: Fract
 
 def detect_peaks(signal: torch.Tensor, config: EventConfig = EventConfig(), skip: int = 1) -> list[int]:
     """Indices of local maxima of `signal` [F] (ignoring the first `skip` values) above the adaptive
-    threshold, thinned to config.min_distance by keeping the higher peak. Flat signals have no peaks."""
+    threshold, thinned to config.min_distance by keeping the higher peak. Flat signals have no peaks.
+
+    The threshold is relative to the signal's own range; the flatness test's 1e-9 is absolute but applies
+    to level-free signals (motion energy in [0, 1], onset strength in dB of a normalised wave).
+    """
     x = signal.double()[skip:]
     if x.numel() < 2:
         return []

@@ -1,7 +1,8 @@
 """Lag correlation of a visual and an audio per-frame signal (a SyncNet-like offset sweep, without a network).
 
 For lag l the Pearson correlation of visual[t] with audio[t + l] over the frames both cover; positive l means
-the sound comes l frames after the picture. Value 0 of each per-frame signal (constant by construction, see
+the sound comes l frames after the picture. At lag 0, motion[k] (the change from frame k - 1 to frame k) pairs
+with the onset strength of the sound in ((k - 1) / fps, k / fps] (events.py). Value 0 of each per-frame signal (constant by construction, see
 events.py) is left out: a shared constant frame would inflate the correlation of unrelated signals.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ class LagCorrelation:
 
     lag0: correlation at lag 0; best_lag: the lag of the highest correlation (ties: the most negative lag,
     so flat signals never claim lag 0); confidence: peak minus median over lags (reported, not a target:
-    unrelated pairs already score well above 0 on it).
+    unrelated pairs already score well above 0 on it); within_one: the best correlation within +-1 frame.
     """
 
     lags: tuple[int, ...]
@@ -33,12 +34,24 @@ class LagCorrelation:
     best_is_zero: bool
     confidence: float
 
+    @property
+    def within_one(self) -> float:
+        """The highest correlation at lags -1, 0, 1 (those searched): forgives a one-frame slip."""
+        centre = self.lags.index(0)
+        return max(self.corr[max(0, centre - 1):centre + 2])
+
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Pearson correlation of two equal-length 1-D signals; 0 when either is constant (no evidence)."""
-    a, b = a - a.mean(), b - b.mean()
-    denom = float(a.norm() * b.norm())
-    return float((a * b).sum()) / denom if denom > 1e-12 else 0.0
+    """Pearson correlation of two equal-length 1-D signals; 0 when either is constant (no evidence).
+
+    "Constant" is relative (centred norm <= 1e-9 x the signal's norm, or zero), so the result does not depend
+    on either signal's scale.
+    """
+    ca, cb = a - a.mean(), b - b.mean()
+    na, nb = float(ca.norm()), float(cb.norm())
+    if na <= 1e-9 * float(a.norm()) or nb <= 1e-9 * float(b.norm()):
+        return 0.0
+    return float((ca * cb).sum()) / (na * nb)
 
 
 def lag_correlation(visual: torch.Tensor, audio: torch.Tensor, max_lag: int = DEFAULT_MAX_LAG,

@@ -1,7 +1,9 @@
 """Sync report for a set of clips: per-clip rows, aggregates with 95% bootstrap CIs, a shuffled-pair baseline.
 
 The baseline pairs video i with audio j != i (a deterministic derangement) and is computed for every report,
-so each real figure is read beside what unrelated pictures and sounds score on the same clips.
+so each real figure is read beside what unrelated pictures and sounds score on the same clips. Every figure is
+loudness-invariant (the audio is peak-normalised before onset strength, events.py) and follows the timing
+convention in TIMING_NOTE.
 """
 from __future__ import annotations
 
@@ -18,10 +20,16 @@ import torch
 from .events import EventConfig, as_frames, detect_peaks, frame_time, offset_error
 from .lagcorr import DEFAULT_MAX_LAG, lag_correlation, sync_signals
 
-METRICS = ("lag0", "best_is_zero", "confidence", "mean_abs_offset", "hit_rate")
+METRICS = ("lag0", "best_is_zero", "confidence", "mean_abs_offset", "hit_rate", "within_one")
 METRIC_LABELS = {"lag0": "lag-0 correlation", "best_is_zero": "best lag = 0 (fraction)",
                  "confidence": "peak - median (not a target)", "mean_abs_offset": "mean |offset| (s)",
-                 "hit_rate": "hit rate"}
+                 "hit_rate": "hit rate", "within_one": "best corr. within ±1 frame"}
+TABLE_ORDER = ("lag0", "within_one", "best_is_zero", "confidence", "mean_abs_offset", "hit_rate")  # rows
+TIMING_NOTE = ("timing: motion[k] = mean |frame k - frame k-1| (k >= 1; motion[0] = 0, left out) is paired with\n"
+               "the onset strength of the sound in ((k-1)/fps, k/fps]; lag l pairs motion[k] with sound[k + l],\n"
+               "positive lag = sound after picture; the audio is peak-normalised first (loudness-invariant).")
+MOUTH_NOTE = ("clips with a mouth opening: mouth[k] (frame k, shown at k/fps) is paired with the RMS of the "
+              "sound in a one-frame window centred on k/fps")
 
 
 class AVClip(Protocol):
@@ -76,6 +84,7 @@ class ClipRow:
     hit_rate: float
     n_visual: int
     n_audio: int
+    within_one: float  # best correlation at lags -1, 0, 1
 
 
 @dataclass(frozen=True)
@@ -123,7 +132,7 @@ def _evaluate(video: AVClip, audio: AVClip, names: tuple[str, str], config: Sync
     off = offset_error(v_times, a_times, config.tolerance, config.max_offset)
     return ClipRow(names[0], names[1], getattr(video, "kind", ""), lc.lag0, lc.best_lag, lc.best_is_zero,
                    lc.confidence, off.mean_abs_offset, off.mean_offset, off.hit_rate, off.n_visual,
-                   off.n_audio)
+                   off.n_audio, lc.within_one)
 
 
 def bootstrap_stat(values: Sequence[float], resamples: int = 2000, seed: int = 0) -> Stat:
@@ -171,15 +180,19 @@ def _cell(stat: Stat | None) -> str:
 
 
 def format_table(report: SyncReport) -> str:
-    """Plain-text table: one block per group, each metric's real figure beside the shuffled baseline."""
+    """Plain-text table: one block per group, each metric's real figure beside the shuffled baseline (the
+    within-one-frame correlation next to lag 0), then the timing convention."""
     lines = [f"sync metrics over {len(report.rows)} clips (mean [95% bootstrap CI]); shuffled = video i with "
              f"audio j != i; lags within +-{report.config.max_lag} frames",
              f"{'group':<10}{'metric':<40}{'real':>28}{'shuffled':>28}"]
     for group, stats in report.summary.items():
         shuffled = report.shuffled_summary.get(group, {})
-        for metric in METRICS:
+        for metric in TABLE_ORDER:
             label = f"{METRIC_LABELS[metric]} (n={stats[metric].n})"
             lines.append(f"{group:<10}{label:<40}{_cell(stats[metric]):>28}{_cell(shuffled.get(metric)):>28}")
+    lines.append(TIMING_NOTE)
+    if report.config.use_mouth:
+        lines.append(MOUTH_NOTE)
     return "\n".join(lines)
 
 

@@ -111,12 +111,11 @@ def score_clip(frames: torch.Tensor | np.ndarray, fps: Fraction | float, wave: t
     video, rate, mono = _check_inputs(frames, fps, wave, sample_rate)
     visual, audio = sync_signals(video, rate, mono, sample_rate)  # [F], [F]
     lc = lag_correlation(visual, audio, min(max_lag, video.shape[0] - 4))
-    centre = lc.lags.index(0)
     reach = max(lc.lags) + 1
     score = max(c * (1.0 - abs(lag) / reach) for lag, c in zip(lc.lags, lc.corr))
     return SyncScore(score=score, lag0=lc.lag0, best_lag_frames=lc.best_lag,
                      best_lag_seconds=float(lc.best_lag / rate),
-                     best_within_one=max(lc.corr[centre - 1:centre + 2]), lags=lc.lags,
+                     best_within_one=lc.within_one, lags=lc.lags,
                      correlations=lc.corr, n_frames=int(video.shape[0]), fps=rate)
 
 

@@ -9,13 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from harmony_core.metrics import (AVPair, EventConfig, SyncConfig, audio_onsets, clip_lag_correlation,
-                                  derangement, detect_peaks, evaluate_clips, format_table, lag_correlation,
-                                  motion_energy, offset_error, onset_strength, to_json, visual_events)
+from harmony_core.cli import main
+from harmony_core.metrics import (TIMING_NOTE, AVPair, EventConfig, SyncConfig, audio_onsets,
+                                  clip_lag_correlation, derangement, detect_peaks, evaluate_clips, format_table,
+                                  lag_correlation, motion_energy, offset_error, onset_strength, to_json,
+                                  visual_events)
+from harmony_core.metrics.report import METRICS
 from harmony_core.train.synthetic import KINDS, SceneSpec, clip_seed, make_clip
 
 FPS, SR = 25, 16000
 PER_FRAME = SR // FPS  # 640 samples per video frame
+EVENT_KINDS = tuple(k for k in KINDS if k != "still")  # still scenes have no motion: no lag to recover
 
 
 def delay(wave: torch.Tensor, frames: int) -> torch.Tensor:
@@ -31,7 +35,7 @@ def clips() -> dict[str, list]:
     return {kind: [make_clip(clip_seed(23, i), SceneSpec(kind=kind)) for i in range(16)] for kind in KINDS}
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", EVENT_KINDS)
 @pytest.mark.parametrize("shift", [-3, 2, 4])
 def test_planted_offset_is_recovered_by_lag_correlation(clips: dict[str, list], kind: str,
                                                         shift: int) -> None:
@@ -165,3 +169,73 @@ def test_mouth_opening_pairs_with_the_audio_envelope(clips: dict[str, list]) -> 
     report = evaluate_clips(clips["speaker"][:8], SyncConfig(use_mouth=True, bootstrap=100))
     assert report.summary["all"]["lag0"].mean >= 0.7
     assert report.summary["all"]["lag0"].mean > report.shuffled_summary["all"]["lag0"].mean + 0.4
+
+
+# ------------------------------------------------------------------------------------------------
+# timing convention, best correlation within +-1 frame
+# ------------------------------------------------------------------------------------------------
+def _step_clip(change: int, click_s: float, num_frames: int = 40) -> AVPair:
+    """One visual change between frames change - 1 and change (a square appears) and one click at click_s."""
+    frames = torch.zeros(num_frames, 16, 16, 3)
+    frames[change:, 4:12, 4:12] = 1.0
+    wave = 0.001 * torch.randn(num_frames * PER_FRAME, generator=torch.Generator().manual_seed(6))
+    start = round(click_s * SR)
+    wave[start:start + 400] += torch.exp(-torch.arange(400) / 80.0) * torch.sin(torch.arange(400) * 0.7)
+    return AVPair(frames, Fraction(FPS), wave, SR, name=f"click {click_s:.3f} s")
+
+
+@pytest.mark.parametrize("where", [0.006, 0.5 / FPS, 1 / FPS - 0.006])  # s after (k - 1) / fps
+@pytest.mark.parametrize("late", [-1, 0, 1])
+def test_timing_convention_change_k_pairs_with_sound_in_its_interval(where: float, late: int) -> None:
+    """motion[k] = change from frame k - 1 to k; it pairs with the sound in ((k - 1) / fps, k / fps] (lag 0),
+    and the same click `late` frames later peaks at lag `late` (positive = sound after picture)."""
+    k = 20
+    clip = _step_clip(k, (k - 1) / FPS + where + late / FPS)
+    motion = motion_energy(clip.frames)
+    onset = onset_strength(clip.wave, SR, clip.fps, 40)
+    assert int(motion.argmax()) == k and int((motion > 0).sum()) == 1
+    assert int(onset.argmax()) == k + late
+    lc = clip_lag_correlation(clip.frames, clip.fps, clip.wave, SR)
+    assert lc.best_lag == late and lc.corr[lc.lags.index(late)] >= 0.9, lc
+    row = evaluate_clips([clip], SyncConfig(bootstrap=0)).rows[0]
+    assert row.best_lag == late and row.within_one == pytest.approx(lc.corr[lc.lags.index(late)])
+    assert row.within_one >= 0.9 and (row.lag0 >= 0.9) == (late == 0)
+
+
+def test_within_one_is_the_best_of_lags_minus_one_to_one(clips: dict[str, list]) -> None:
+    for clip in clips["impact"][:4]:
+        for shift in (0, 1, 3):
+            lc = clip_lag_correlation(clip.frames, clip.fps, delay(clip.wave, shift), clip.sample_rate)
+            assert lc.within_one == max(lc.corr[lc.lags.index(-1):lc.lags.index(1) + 1]) >= lc.lag0
+    only_zero = lag_correlation(torch.arange(10.0), torch.arange(10.0), max_lag=0)
+    assert only_zero.within_one == only_zero.lag0 == pytest.approx(1.0)
+
+
+def test_report_has_within_one_next_to_lag0_with_baseline_and_timing(clips: dict[str, list]) -> None:
+    clip_set = clips["impact"][:3] + clips["speaker"][:3]
+    shifted = [AVPair(c.frames, c.fps, delay(c.wave, 1), c.sample_rate, kind=c.kind) for c in clip_set]
+    report = evaluate_clips(shifted, SyncConfig(bootstrap=100))
+    assert METRICS[:5] == ("lag0", "best_is_zero", "confidence", "mean_abs_offset", "hit_rate")
+    assert METRICS[5] == "within_one"
+    for rows, summary in ((report.rows, report.summary), (report.shuffled, report.shuffled_summary)):
+        assert all(r.within_one >= r.lag0 for r in rows)
+        stat = summary["all"]["within_one"]
+        assert stat.n == 6 and stat.mean == pytest.approx(np.mean([r.within_one for r in rows]))
+        assert stat.lo <= stat.mean <= stat.hi and set(summary) == {"all", "impact", "speaker"}
+    # sound one frame late: lag 0 loses most of the correlation, the +-1-frame figure keeps it
+    assert report.summary["all"]["within_one"].mean >= report.summary["all"]["lag0"].mean + 0.3
+    lines = format_table(report).splitlines()
+    labels = [line[10:50].split(" (n=")[0].strip() for line in lines if line.startswith("all ")]
+    assert labels[:2] == ["lag-0 correlation", "best corr. within ±1 frame"] and len(labels) == 6
+    assert format_table(report).endswith(TIMING_NOTE) and "((k-1)/fps, k/fps]" in TIMING_NOTE
+    data = json.loads(to_json(report))
+    assert data["rows"][0]["within_one"] == pytest.approx(report.rows[0].within_one)
+    assert data["shuffled_summary"]["all"]["within_one"]["n"] == 6
+
+
+def test_eval_sync_help_states_the_timing_convention(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["eval-sync", "--help"])
+    text = capsys.readouterr().out
+    assert TIMING_NOTE in text and "±1 video frame" in text and "Loudness-invariant" in text
+    assert main(["eval-sync", "--max-lag", "0", "missing.mp4"]) == 2  # checked before any file is read
