@@ -4,11 +4,13 @@
   length (`width`, `height`, `num_frames`, `fps`), the driving / reference media (`Media`, raw or encoded) and
   precomputed caption embeddings (`Captions`);
 - how to sample: `Sampling` (steps, shift, solver, seed, batch);
-- how to guide: the sampler's own frozen `Guidance` (SyncCFG + text CFG), passed as itself.
+- how to guide: the sampler's own frozen `Guidance` (SyncCFG + text CFG, or MA-CFG; optional CFG-rescale),
+  passed as itself.
 
 None means "the checkpoint's default" (`HarmonyConfig.defaults`); `HarmonyPipeline.resolve` fills it in.
 Each knob has one name from CLI flag to node widget to field: `--sync-video-scale` / `sync_video_scale` /
-`guidance.sync.video_scale`, `--steps` / `steps` / `sampling.steps`, and so on.
+`guidance.sync.video_scale`, `--rescale-audio` / `rescale_audio` / `guidance.rescale.audio` (checkpoint:
+`defaults.rescale_audio`), `--steps` / `steps` / `sampling.steps`, and so on.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from .config import GenerationDefaults
-from .sampling import MACFG, Guidance, SyncCFG, TextCFG
+from .sampling import MACFG, Guidance, Rescale, SyncCFG, TextCFG
 
 MODES = ("joint", "audio_driven", "video_driven")
 
@@ -111,15 +113,19 @@ class Request:
 def default_guidance(d: GenerationDefaults, mode: str) -> Guidance:
     """A checkpoint's guidance for `mode`: its SyncCFG and text-CFG scales, with the driven modes' own SyncCFG
     scale where it stores one (the only SyncCFG scale a driven mode uses); or, for a checkpoint whose default
-    is UniAVGen's guidance, MA-CFG at its text scales with its skip-layer blocks."""
+    is UniAVGen's guidance, MA-CFG at its text scales with its skip-layer blocks. Either kind gets the
+    checkpoint's CFG-rescale mix factors (`rescale_video` / `rescale_audio`; 0 = off)."""
+    rescale = Rescale(d.rescale_video, d.rescale_audio)
     if d.guidance == "uniavgen":
-        return Guidance(macfg=MACFG(d.text_video_scale, d.text_audio_scale, skip_blocks=d.macfg_skip_blocks))
+        return Guidance(macfg=MACFG(d.text_video_scale, d.text_audio_scale, skip_blocks=d.macfg_skip_blocks),
+                        rescale=rescale)
     video, audio = d.sync_video_scale, d.sync_audio_scale
     if mode == "audio_driven" and d.driven_sync_video_scale is not None:
         video = d.driven_sync_video_scale
     if mode == "video_driven" and d.driven_sync_audio_scale is not None:
         audio = d.driven_sync_audio_scale
-    return Guidance(sync=SyncCFG(video, audio), text=TextCFG(d.text_video_scale, d.text_audio_scale))
+    return Guidance(sync=SyncCFG(video, audio), text=TextCFG(d.text_video_scale, d.text_audio_scale),
+                    rescale=rescale)
 
 
 def resolve_defaults(req: Request, d: GenerationDefaults) -> Request:

@@ -1,5 +1,6 @@
 """HarmonySampler: one node for the three modes (joint / audio_driven / video_driven) with SyncCFG, or with
-UniAVGen's MA-CFG on UniAVGen checkpoints (`guidance`: the checkpoint's default, "synccfg" or "uniavgen").
+UniAVGen's MA-CFG on UniAVGen checkpoints (`guidance`: the checkpoint's default, "synccfg" or "uniavgen"), and
+an optional CFG-rescale per modality (`rescale_video` / `rescale_audio`, either guidance kind).
 
 UniAVGen's four tasks are these modes: joint = AVG (talking head from image + text), joint with a reference
 voice (HarmonyAudioCondition role "reference_voice") = RAVG, audio_driven = A2V (lip-sync to a given speech),
@@ -28,7 +29,7 @@ from ..harmony_core.model.harmony import HarmonyModel
 from ..harmony_core.model.transcript_ids import transcript_ids
 from ..harmony_core.pipeline import MODES, HarmonyPipeline, check_clip_size
 from ..harmony_core.request import Captions, Media, Request, Sampling
-from ..harmony_core.sampling import MACFG, SOLVERS, Guidance, SyncCFG, TextCFG
+from ..harmony_core.sampling import MACFG, SOLVERS, Guidance, Rescale, SyncCFG, TextCFG
 from .adapters import model_patcher
 from .adapters.progress import SamplingProgress
 from .types import (
@@ -76,6 +77,8 @@ class Widgets:
     text_audio_scale: float
     batch: int
     guidance: str = "default"
+    rescale_video: float = DEFAULTS.rescale_video  # optional widgets: a prompt without them gets the widget default
+    rescale_audio: float = DEFAULTS.rescale_audio
 
 
 @dataclass(frozen=True)
@@ -137,19 +140,23 @@ def check_size(w: Widgets, c: Conditions, codecs: HarmonyCodecs, rate: Fraction)
 
 def guidance_of(w: Widgets, cfg: HarmonyConfig) -> Guidance:
     """The guidance the widgets choose: "default" = the checkpoint's kind (SyncCFG for Harmony models, MA-CFG
-    for UniAVGen), always at the widgets' scales; MA-CFG's s_v / s_a are text_video_scale / text_audio_scale."""
+    for UniAVGen), always at the widgets' scales; MA-CFG's s_v / s_a are text_video_scale / text_audio_scale.
+    The CFG-rescale widgets apply to either kind."""
     kind = cfg.defaults.guidance if w.guidance == "default" else w.guidance
+    rescale = Rescale(w.rescale_video, w.rescale_audio)
     if kind != "uniavgen":
         return Guidance(
             sync=SyncCFG(w.sync_video_scale, w.sync_audio_scale, w.sync_start, w.sync_end),
             text=TextCFG(w.text_video_scale, w.text_audio_scale),
+            rescale=rescale,
         )
     if not families.is_uniavgen(cfg):
         raise ValueError(
             "guidance: 'uniavgen' (MA-CFG) is UniAVGen's own guidance and this model is not a UniAVGen "
             "checkpoint; choose 'default' or 'synccfg'"
         )
-    return Guidance(macfg=MACFG(w.text_video_scale, w.text_audio_scale, skip_blocks=cfg.defaults.macfg_skip_blocks))
+    return Guidance(macfg=MACFG(w.text_video_scale, w.text_audio_scale, skip_blocks=cfg.defaults.macfg_skip_blocks),
+                    rescale=rescale)
 
 
 def check_uniavgen(w: Widgets, c: Conditions, transcript: str, language: str) -> str:
@@ -327,6 +334,23 @@ def _guidance_input() -> io.Combo.Input:
     )
 
 
+def _rescale_inputs() -> list:
+    """CFG-rescale mix factors (optional, so they follow `guidance`: saved workflows keep their widget order)."""
+    what = (
+        "CFG-rescale on the {0}, 0..1: pulls the guided {0} toward the energy (per-sample std) of the unguided "
+        "prediction, against the {1} guidance adds. 0 = off, 1 = full (arXiv 2305.08891 uses 0.7). Acts only "
+        "on steps where a guidance scale != 1 applies to the {0}; works with either guidance."
+    )
+    return [
+        io.Float.Input(name, default=default, min=0.0, max=1.0, step=0.05, round=0.001, optional=True,
+                       tooltip=what.format(modality, effect))
+        for name, default, modality, effect in (
+            ("rescale_video", DEFAULTS.rescale_video, "video", "over-saturation"),
+            ("rescale_audio", DEFAULTS.rescale_audio, "audio", "loudness"),
+        )
+    ]
+
+
 def _batch_input() -> io.Int.Input:
     return _int("batch", 1, 1, 16, 1, "Takes generated at once (several clips).")
 
@@ -361,6 +385,7 @@ def sampler_inputs(last_sampling_input: io.Input | None = None) -> list:
             "audio_driven.",
         ),
         _guidance_input(),
+        *_rescale_inputs(),
     ]
 
 

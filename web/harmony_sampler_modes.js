@@ -2,9 +2,10 @@
 // chosen mode and guidance use, and mark the socket a mode needs as required (solid dot, "(required)" label).
 //
 // joint        : every widget; sockets audio_cond (reference voice) and reference (first frame)
-// audio_driven : no audio-side guidance widgets (the soundtrack is given); sockets audio_cond, reference
-// video_driven : no size / length / fps widgets (taken from the video) and no video-side guidance;
-//                sockets video_cond, audio_cond (reference voice)
+// audio_driven : no audio-side guidance widgets (*_audio_scale, rescale_audio: the soundtrack is given);
+//                sockets audio_cond, reference
+// video_driven : no size / length / fps widgets (taken from the video) and no video-side guidance
+//                (*_video_scale, rescale_video); sockets video_cond, audio_cond (reference voice)
 //
 // guidance "uniavgen" (UniAVGen's MA-CFG, which has no SyncCFG) also hides the sync_* widgets; its scales are
 // text_video_scale / text_audio_scale. "default" hides nothing: the checkpoint decides, the editor cannot know.
@@ -20,8 +21,8 @@ const GUIDANCE = "guidance";
 
 const HIDDEN_WIDGETS = {
   joint: [],
-  audio_driven: ["sync_audio_scale", "text_audio_scale"],
-  video_driven: ["width", "height", "frames", "fps", "sync_video_scale", "text_video_scale"],
+  audio_driven: ["sync_audio_scale", "text_audio_scale", "rescale_audio"],
+  video_driven: ["width", "height", "frames", "fps", "sync_video_scale", "text_video_scale", "rescale_video"],
 };
 
 const GUIDANCE_HIDDEN = {

@@ -1,4 +1,5 @@
-"""Sampling: sigma schedules, solvers, guidance (text CFG, SyncCFG; UniAVGen's MA-CFG), modes as data, the loop.
+"""Sampling: sigma schedules, solvers, guidance (text CFG, SyncCFG; UniAVGen's MA-CFG; CFG-rescale), modes as data,
+the loop.
 
 Pure torch, no I/O, no progress bars (the sampler takes a callback).
 """
@@ -10,6 +11,7 @@ from .guidance import (
     VIDEO_DRIVEN,
     Denoiser,
     Guidance,
+    Rescale,
     SyncAnchors,
     SyncCFG,
     TextCFG,
@@ -36,7 +38,8 @@ from .uniavgen import MACFG, TASK_FLAGS, TaskFlags, uniavgen_task
 
 __all__ = [
     "AUDIO_DRIVEN", "AV", "Callback", "DEFAULT_SHIFT", "DEFAULT_STEPS", "Denoiser", "GUIDANCE_KINDS", "Guidance",
-    "History", "JOINT", "MACFG", "ModeSpec", "NonFiniteLatentError", "SCHEDULES", "SOLVERS", "SyncAnchors", "SyncCFG",
+    "History", "JOINT", "MACFG", "ModeSpec", "NonFiniteLatentError", "Rescale", "SCHEDULES", "SOLVERS",
+    "SyncAnchors", "SyncCFG",
     "TASK_FLAGS", "TaskFlags", "TextCFG", "UNCOND", "VIDEO_DRIVEN", "audio_driven", "combine", "dpmpp_2m",
     "euler", "flow_sigmas", "get_solver", "guidance_for", "guided_velocity", "joint", "plan_flags",
     "plan_passes", "sample", "shift_sigma", "sigmas_for", "to_x0", "uniavgen_sigmas", "uniavgen_task", "uniavgen_timesteps",

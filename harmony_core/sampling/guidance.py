@@ -18,6 +18,18 @@ encoding of an all-zero waveform; `VideoCodec.static_latent`: one image held for
 not say how they are made (method.md §4.5); the negatives keep the positive text (cond 0) so the difference
 isolates the cross-modal effect.
 
+CFG-rescale (optional, per modality, `Rescale`; Lin et al. 2023, arXiv 2305.08891 §3.4, Eq. 15-16): guidance
+adds energy ((s - 1)(J - neg) makes audio louder and video over-saturated), so the guided prediction of a
+modality that got any guidance delta is pulled toward the per-sample std of the joint prediction J. In the
+sampler it acts on the clean-signal prediction x0 = x - sigma * v (the velocity's std is mostly the noise,
+which guidance does not change: rescaling v barely moves loudness), then converts back to a velocity:
+    x0_g = x - sigma v_g,  x0_J = x - sigma v_J
+    r = x0_g * std(x0_J) / std(x0_g)          (std over every dim but the batch)
+    x0' = phi * r + (1 - phi) * x0_g          (phi in [0, 1]; 0 = off, the default)
+    v' = (x - x0') / sigma                    (tokens at sigma = 0 keep v_g)
+so the last Euler step (to sigma = 0) lands exactly on x0'. Callers that combine x0 predictions directly
+(ComfyUI guiders) call `combine` without x and sigma and get the rescale on what they pass.
+
 Two guidance kinds run on the same weights, picked per generation: "synccfg" (the above, the default) and
 "uniavgen" (`Guidance(macfg=MACFG(...))`, uniavgen.py: passes J (cond) and U (uncond) with per-pass structural
 flags, combined as U + s (J - U)). Passes with different `PassFlags` go to separate denoiser calls, one per
@@ -107,6 +119,50 @@ class SyncCFG(_ScaledGuider):
     audio_scale: float = 2.0
 
 
+@dataclass(frozen=True)
+class Rescale:
+    """CFG-rescale mix factors phi per modality (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample
+    Steps are Flawed", arXiv 2305.08891 §3.4, Eq. 15-16), applied after guidance to the guided prediction of
+    a modality that received a guidance delta at this step (in the sampler: its x0 prediction, see the module
+    docstring):
+
+        r  = x0_g * std(x0_J) / std(x0_g)    Eq. 15; std per sample over every dim but the batch, J = joint
+        x0' = phi * r + (1 - phi) * x0_g     Eq. 16
+
+    phi in [0, 1]: 0 = off (the default; old checkpoints keep their behaviour bit for bit), 1 = the guided
+    prediction gets exactly the energy of the unguided joint prediction; the paper uses 0.7. It keeps the
+    direction guidance adds and drops the loudness / saturation it inflates. Applies to SyncCFG + text CFG and
+    to UniAVGen's MA-CFG alike (J is the positive pass in both)."""
+
+    video: float = 0.0
+    audio: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in MODALITIES:
+            phi = getattr(self, key)
+            if not (math.isfinite(phi) and 0.0 <= phi <= 1.0):
+                raise ValueError(f"CFG-rescale {key} mix factor (--rescale-{key} / rescale_{key}) must be a finite "
+                                 f"number in [0, 1] (0 = off, 1 = the unguided prediction's std), got {phi}")
+
+
+_FLAT = 1e-6  # std(v) at most this fraction of max |v|: v is constant up to rounding, left as is
+
+
+def rescale_toward(guided: torch.Tensor, joint: torch.Tensor, phi: float) -> torch.Tensor:
+    """phi * guided * std(joint) / std(guided) + (1 - phi) * guided per sample (`Rescale`, Eq. 15-16),
+    written as guided * (phi * ratio + 1 - phi); stds in float32 (or wider), the result in guided's dtype.
+    guided, joint: [B, ...] of one modality. A sample whose guided velocity is flat (std 0, or below
+    rounding noise of its values) has no energy to rescale and is returned unchanged."""
+    dims = tuple(range(1, guided.ndim))
+    acc = torch.promote_types(guided.dtype, torch.float32)
+    g = guided.to(acc)
+    std_g = g.std(dim=dims, keepdim=True)                                     # [B, 1, ...]
+    std_j = joint.to(acc).std(dim=dims, keepdim=True)                         # [B, 1, ...]
+    flat = std_g <= _FLAT * g.abs().amax(dim=dims, keepdim=True)              # [B, 1, ...] (also std 0)
+    ratio = torch.where(flat, torch.ones_like(std_g), std_j / std_g)           # [B, 1, ...]; x / 0 is dropped
+    return (g * (phi * ratio + (1.0 - phi))).to(guided.dtype)                 # [B, ...]
+
+
 @dataclass(frozen=True, eq=False)
 class SyncAnchors:
     """SyncCFG negative anchors, clean latents built by the codecs: mute_audio [B|1, Ca, Ta]
@@ -120,12 +176,13 @@ class SyncAnchors:
 class Guidance:
     """Everything guidance needs for one generation. With `macfg` set the guidance is UniAVGen's
     (MA-CFG + skip-layer guidance) and `sync` is not used; its text guidance is built in, so `text` must
-    stay at scale 1."""
+    stay at scale 1. `rescale` (CFG-rescale, default off) applies to either kind."""
 
     sync: SyncCFG = field(default_factory=SyncCFG)
     text: TextCFG = field(default_factory=TextCFG)
     anchors: SyncAnchors = field(default_factory=SyncAnchors)
     macfg: MACFG | None = None
+    rescale: Rescale = field(default_factory=Rescale)
 
     def __post_init__(self) -> None:
         if self.macfg is not None and (self.text.video_scale != 1.0 or self.text.audio_scale != 1.0):
@@ -153,18 +210,22 @@ class Guidance:
 
 
 def guidance_for(kind: str, *, sync: SyncCFG | None = None, text: TextCFG | None = None,
-                 anchors: SyncAnchors | None = None, macfg: MACFG | None = None) -> Guidance:
+                 anchors: SyncAnchors | None = None, macfg: MACFG | None = None,
+                 rescale: Rescale | None = None) -> Guidance:
     """Guidance of the kind named by a string: "synccfg" (uses sync/text/anchors) or "uniavgen" (uses macfg,
-    default MACFG()). Settings of the other kind are not accepted, so a choice cannot be silently ignored."""
+    default MACFG()); both take `rescale`. Settings of the other kind are not accepted, so a choice cannot be
+    silently ignored."""
+    rescale = rescale or Rescale()
     if kind == SYNCCFG_KIND:
         if macfg is not None:
             raise ValueError("guidance kind 'synccfg' takes no MACFG settings; use kind 'uniavgen' for them")
-        return Guidance(sync=sync or SyncCFG(), text=text or TextCFG(), anchors=anchors or SyncAnchors())
+        return Guidance(sync=sync or SyncCFG(), text=text or TextCFG(), anchors=anchors or SyncAnchors(),
+                        rescale=rescale)
     if kind == UNIAVGEN_KIND:
         if sync is not None or text is not None or anchors is not None:
             raise ValueError("guidance kind 'uniavgen' takes only MACFG settings (it has no SyncCFG anchors and "
                              "its own text guidance); use kind 'synccfg' for sync/text/anchors")
-        return Guidance(macfg=macfg or MACFG())
+        return Guidance(macfg=macfg or MACFG(), rescale=rescale)
     raise ValueError(f"unknown guidance kind {kind!r}; accepted: {', '.join(GUIDANCE_KINDS)}")
 
 
@@ -244,23 +305,58 @@ def run_passes(denoiser: Denoiser, x: AV, sigma: AV, anchors: SyncAnchors, passe
     return {p: out[p] for p in passes}
 
 
-def combine(outputs: dict[str, AV], guidance: Guidance) -> AV:
-    """Guided velocity from the pass outputs: J + SyncCFG delta + text-CFG delta per modality, or
-    UniAVGen's U + s (J - U) when `guidance.macfg` is set."""
+def combine(outputs: dict[str, AV], guidance: Guidance, x: AV | None = None, sigma: AV | None = None) -> AV:
+    """Guided prediction from the pass outputs: J + SyncCFG delta + text-CFG delta per modality, or
+    UniAVGen's U + s (J - U) when `guidance.macfg` is set; then CFG-rescale toward std(J) (`Rescale`) for each
+    modality with phi > 0 that received a guidance delta (none: that modality is returned untouched). With
+    the current latents x and their per-frame sigmas (video [B, Tv], audio [B, Ta]) the outputs are
+    velocities and the rescale acts on their x0 predictions; without, on the outputs themselves."""
+    j = outputs[JOINT]
     if guidance.macfg is not None:
-        return guidance.macfg.combine(outputs[JOINT], outputs.get(UNCOND))
+        guided = guidance.macfg.combine(j, outputs.get(UNCOND))
+        guided_mods = {m for m in MODALITIES if UNCOND in outputs and guidance.macfg.scale(m) != 1.0}
+    else:
+        guided, guided_mods = _synccfg_combine(outputs, guidance)
+    rescale = guidance.rescale
+    video, audio = guided.video, guided.audio
+    if "video" in guided_mods and rescale.video > 0.0:
+        s_v = None if sigma is None else sigma.video[:, None, :, None, None]          # [B, 1, Tv, 1, 1]
+        video = _rescale(video, j.video, rescale.video, None if x is None else x.video, s_v)
+    if "audio" in guided_mods and rescale.audio > 0.0:
+        s_a = None if sigma is None else sigma.audio[:, None, :]                      # [B, 1, Ta]
+        audio = _rescale(audio, j.audio, rescale.audio, None if x is None else x.audio, s_a)
+    return AV(video, audio)
+
+
+def _rescale(guided: torch.Tensor, joint: torch.Tensor, phi: float, x: torch.Tensor | None,
+             sigma: torch.Tensor | None) -> torch.Tensor:
+    """`rescale_toward` on the outputs, or (x and sigma given) on their x0 = x - sigma v, back to a velocity."""
+    if x is None or sigma is None:
+        return rescale_toward(guided, joint, phi)
+    sigma = sigma.to(guided.dtype)
+    x0 = rescale_toward(x - sigma * guided, x - sigma * joint, phi)                   # [B, ...]
+    return torch.where(sigma > 0, (x - x0) / sigma.clamp_min(torch.finfo(sigma.dtype).tiny), guided)
+
+
+def _synccfg_combine(outputs: dict[str, AV], guidance: Guidance) -> tuple[AV, set[str]]:
+    """(J + SyncCFG delta + text-CFG delta per modality, the modalities that received a delta)."""
     j = outputs[JOINT]
     video, audio = j.video, j.audio
+    guided = set()
     if AUDIO_DRIVEN in outputs:
         video = video + guidance.sync.delta("video", j.video, outputs[AUDIO_DRIVEN].video)
+        guided.add("video")
     if VIDEO_DRIVEN in outputs:
         audio = audio + guidance.sync.delta("audio", j.audio, outputs[VIDEO_DRIVEN].audio)
+        guided.add("audio")
     if UNCOND in outputs:
         if guidance.text.video_scale != 1.0:
             video = video + guidance.text.delta("video", j.video, outputs[UNCOND].video)
+            guided.add("video")
         if guidance.text.audio_scale != 1.0:
             audio = audio + guidance.text.delta("audio", j.audio, outputs[UNCOND].audio)
-    return AV(video, audio)
+            guided.add("audio")
+    return AV(video, audio), guided
 
 
 def guided_velocity(denoiser: Denoiser, x: AV, sigma: AV, guidance: Guidance, passes: tuple[str, ...],
@@ -269,4 +365,4 @@ def guided_velocity(denoiser: Denoiser, x: AV, sigma: AV, guidance: Guidance, pa
     guided velocity for both modalities."""
     if not passes or passes[0] != JOINT:
         raise ValueError(f"the pass list must start with the joint pass {JOINT!r}, got {passes}")
-    return combine(run_passes(denoiser, x, sigma, guidance.anchors, passes, flags), guidance)
+    return combine(run_passes(denoiser, x, sigma, guidance.anchors, passes, flags), guidance, x, sigma)

@@ -25,8 +25,9 @@ HERE = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 RUN = "harmony_text_to_audio_video"
 MODES = ["video_driven", "audio_driven", "joint"]  # ends on the workflow's own mode, which is then run
-HIDDEN = {"joint": set(), "audio_driven": {"sync_audio_scale", "text_audio_scale"},
-          "video_driven": {"width", "height", "frames", "fps", "sync_video_scale", "text_video_scale"}}
+HIDDEN = {"joint": set(), "audio_driven": {"sync_audio_scale", "text_audio_scale", "rescale_audio"},
+          "video_driven": {"width", "height", "frames", "fps", "sync_video_scale", "text_video_scale",
+                           "rescale_video"}}
 CONDITION_SOCKETS = {"joint": {"audio_cond", "reference"}, "audio_driven": {"audio_cond", "reference"},
                      "video_driven": {"audio_cond", "video_cond"}}
 REQUIRED = {"joint": [], "audio_driven": ["audio_cond"], "video_driven": ["video_cond"]}  # marked by web/
@@ -110,7 +111,7 @@ def test_sampler_widgets_and_sockets_follow_the_mode(browser_result):
         conditions = set(seen["sockets"]) - {"model", "codecs", "positive", "negative"}
         assert conditions == CONDITION_SOCKETS[mode], mode
         assert seen["required"] == REQUIRED[mode], mode
-        assert seen["widgetsValues"] == 18, "hiding widgets must not change what is saved"
+        assert seen["widgetsValues"] == 20, "hiding widgets must not change what is saved"
 
 
 def test_guidance_uniavgen_hides_the_synccfg_widgets(browser_result):
@@ -118,7 +119,7 @@ def test_guidance_uniavgen_hides_the_synccfg_widgets(browser_result):
     seen = browser_result["guidance"]
     assert set(seen["uniavgen"]["hidden"]) == {"sync_video_scale", "sync_audio_scale", "sync_start", "sync_end"}
     assert seen["synccfg"]["hidden"] == seen["default"]["hidden"] == []
-    assert {v["widgetsValues"] for v in seen.values()} == {18}
+    assert {v["widgetsValues"] for v in seen.values()} == {20}
 
 
 def test_run_shows_the_av_preview_with_frames_and_waveform(browser_result):

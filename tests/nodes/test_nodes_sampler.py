@@ -174,12 +174,28 @@ def other_codec_condition():
         ({"height": 40}, "height: 40 is not a multiple of 16.*use e.g. 32"),
         ({"frames": 80}, r"frames: 80 is not 4\*k\+1.*use e.g. 81"),
         ({"frames": 1601}, "frames: 1601 frames at 25 fps last more than 60 s; at most 1497 frames"),
+        ({"rescale_audio": 1.5}, r"rescale_audio = 1\.5 is outside its range 0\.\.1"),
     ],
 )
 def test_wrong_values_name_the_input_before_any_heavy_work(demo_model, demo_codecs, positive, over, message):
     with pytest.raises(ValueError, match=message):
         sample(demo_model, demo_codecs, positive, **over)
     assert mm.current_loaded_models == []  # nothing was loaded
+
+
+def test_rescale_widgets_reach_the_guidance_and_rescale_the_guided_stream(demo_model, demo_codecs, positive):
+    """CFG-rescale widgets: optional (a prompt without them gets the widget defaults) and carried into the
+    Guidance of either kind; rescale_audio changes the audio that SyncCFG (audio scale 1.5) guides."""
+    rescale = pack_module("harmony_core.sampling").Rescale
+    w = sampling.Widgets(**WIDGETS, rescale_video=0.5, rescale_audio=0.25)
+    assert sampling.guidance_of(w, demo_model.model.diffusion_model.cfg).rescale == rescale(0.5, 0.25)
+    d = types.DEFAULTS
+    without = sample(demo_model, demo_codecs, positive)
+    default = sample(demo_model, demo_codecs, positive, rescale_video=d.rescale_video, rescale_audio=d.rescale_audio)
+    assert torch.equal(without[types.LATENT_AUDIO], default[types.LATENT_AUDIO])
+    off = sample(demo_model, demo_codecs, positive, rescale_video=0.0, rescale_audio=0.0)
+    on = sample(demo_model, demo_codecs, positive, rescale_audio=1.0)
+    assert not torch.allclose(on[types.LATENT_AUDIO], off[types.LATENT_AUDIO])
 
 
 def test_wrong_wiring_names_the_input(demo_model, demo_codecs, positive):

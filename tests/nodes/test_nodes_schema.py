@@ -37,6 +37,8 @@ SAMPLER_INPUTS = {  # HarmonySampler's inputs; HarmonyBestOfTakes has `takes` wh
     "video_cond": "HARMONY_VIDEO",
     "reference": "HARMONY_IMAGE",
     "guidance": "COMBO",
+    "rescale_video": "FLOAT",
+    "rescale_audio": "FLOAT",
 }
 
 SPEC = {  # node_id: (category, {input: type}, [output types]) — the contract with workflows/ and web/
@@ -148,11 +150,15 @@ OPTIONAL = {
     ("HarmonySampler", "video_cond"),
     ("HarmonySampler", "reference"),
     ("HarmonySampler", "guidance"),
+    ("HarmonySampler", "rescale_video"),  # CFG-rescale: optional, after guidance, so saved workflows keep order
+    ("HarmonySampler", "rescale_audio"),
     ("HarmonyBestOfTakes", "negative"),
     ("HarmonyBestOfTakes", "audio_cond"),
     ("HarmonyBestOfTakes", "video_cond"),
     ("HarmonyBestOfTakes", "reference"),
     ("HarmonyBestOfTakes", "guidance"),
+    ("HarmonyBestOfTakes", "rescale_video"),
+    ("HarmonyBestOfTakes", "rescale_audio"),
     ("HarmonySyncScore", "video"),
     ("HarmonySyncScore", "images"),
     ("HarmonySyncScore", "audio"),

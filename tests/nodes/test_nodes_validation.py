@@ -60,6 +60,8 @@ def test_values_inside_the_range_pass_and_the_error_names_the_range(pack):
         validation.enforce_ranges(sampler, {"sync_video_scale": 1e6})
     with pytest.raises(ValueError, match=r"text_video_scale = -2 is outside its range 0\.\.20"):
         validation.enforce_ranges(sampler, {"text_video_scale": -2.0})
+    with pytest.raises(ValueError, match=r"rescale_video = -0\.1 is outside its range 0\.\.1"):
+        validation.enforce_ranges(sampler, {"rescale_video": -0.1})
     with pytest.raises(ValueError, match="steps must be a number, got str"):
         validation.enforce_ranges(sampler, {"steps": "24"})
 

@@ -12,7 +12,8 @@ from workflow_graph import load_core_schemas, to_api, validate_workflow, widget_
 
 SAMPLER_WIDGETS = ["mode", "width", "height", "frames", "fps", "steps", "shift", "seed",
                    "control_after_generate", "solver", "sync_video_scale", "sync_audio_scale", "sync_start",
-                   "sync_end", "text_video_scale", "text_audio_scale", "batch", "guidance"]
+                   "sync_end", "text_video_scale", "text_audio_scale", "batch", "guidance", "rescale_video",
+                   "rescale_audio"]
 TEXT_TO_AV = Path(__file__).resolve().parents[2] / "workflows" / "harmony_text_to_audio_video.json"
 
 
@@ -45,6 +46,7 @@ def test_missing_control_value_is_reported(workflow, schemas, frontend_only):
     ("width", 64.5, "not an integer"),
     ("control_after_generate", "sometimes", "control_after_generate value"),
     ("sync_video_scale", "1.5", "not a number"),
+    ("rescale_audio", 1.5, "above the maximum"),
 ])
 def test_bad_widget_values_are_reported(workflow, schemas, frontend_only, widget, value, message):
     sampler = node(workflow, "HarmonySampler")
