@@ -1,4 +1,4 @@
-"""`python -m harmony_core {info,generate,convert,bench,eval-sync,train,ablate}`."""
+"""`python -m harmony_core {info,generate,convert,bench,eval-sync,train,ablate,eval-demo}`."""
 from __future__ import annotations
 
 import argparse
@@ -147,31 +147,41 @@ def torch_frames(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(frames).float().permute(3, 0, 1, 2) * 2 - 1
 
 
-GUIDANCE_FLAGS = {  # flag (dashes for underscores) -> what it sets; one name per knob: Guidance.<sync|text>.<rest>
+GUIDANCE_FLAGS = {  # flag (dashes for underscores) -> what it sets: Guidance.<sync|text|rescale>.<rest>
     "sync_video_scale": "SyncCFG video scale: motion follows the audio (1 = off)",
     "sync_audio_scale": "SyncCFG audio scale: sounds follow the motion (1 = off)",
     "sync_start": "SyncCFG starts at this fraction of the steps",
     "sync_end": "SyncCFG ends at this fraction of the steps",
     "text_video_scale": "text CFG on the video (1 = off; needs --negative or an empty negative)",
     "text_audio_scale": "text CFG on the audio (1 = off)",
+    "rescale_video": "CFG-rescale on the video, 0..1: pulls the guided velocity toward the per-sample std of the "
+                     "unguided prediction, against the saturation guidance adds (0 = off, 1 = full; arXiv "
+                     "2305.08891 uses 0.7)",
+    "rescale_audio": "CFG-rescale on the audio, 0..1: pulls the guided velocity toward the per-sample std of the "
+                     "unguided prediction, against the loudness guidance adds (0 = off, 1 = full)",
 }
+
+
+def _with_prefix(given: dict[str, float], prefix: str) -> dict[str, float]:
+    """The flags that start with `prefix`, keyed by the rest of the name (`sync_video_scale` -> `video_scale`)."""
+    return {k.removeprefix(prefix): v for k, v in given.items() if k.startswith(prefix)}
 
 
 def _guidance(args: argparse.Namespace, default: Guidance) -> Guidance:
     """The checkpoint's guidance for the mode with the flags the user gave (`--sync-video-scale` sets
     `guidance.sync.video_scale`, `--text-audio-scale` sets `guidance.text.audio_scale`, ...). With UniAVGen's
-    guidance (`--guidance uniavgen`) the text scales are its MA-CFG scales."""
+    guidance (`--guidance uniavgen`) the text scales are its MA-CFG scales; `--rescale-*` (`guidance.rescale`)
+    applies to both kinds."""
     given = {k: getattr(args, k) for k in GUIDANCE_FLAGS if getattr(args, k) is not None}
+    rescale = replace(default.rescale, **_with_prefix(given, "rescale_"))
     if default.macfg is not None:
         sync = [k for k in given if k.startswith("sync_")]
         if sync:
             raise ValueError(f"--{sync[0].replace('_', '-')}: UniAVGen guidance has no SyncCFG; choose "
                              "--guidance synccfg for it, or set --text-video-scale / --text-audio-scale")
-        text = {k.removeprefix("text_"): v for k, v in given.items()}
-        return replace(default, macfg=replace(default.macfg, **text))
-    sync = {k.removeprefix("sync_"): v for k, v in given.items() if k.startswith("sync_")}
-    text = {k.removeprefix("text_"): v for k, v in given.items() if k.startswith("text_")}
-    return replace(default, sync=replace(default.sync, **sync), text=replace(default.text, **text))
+        return replace(default, macfg=replace(default.macfg, **_with_prefix(given, "text_")), rescale=rescale)
+    return replace(default, sync=replace(default.sync, **_with_prefix(given, "sync_")),
+                   text=replace(default.text, **_with_prefix(given, "text_")), rescale=rescale)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -263,6 +273,9 @@ def cmd_eval_sync(args: argparse.Namespace) -> int:
     from .media import read_audio, read_video
     from .metrics.report import AVPair, SyncConfig, evaluate_clips, format_table, to_json
 
+    if args.max_lag < 1:
+        raise ValueError(f"--max-lag must be >= 1 frame (the +-1-frame figure needs lags -1..1), got "
+                         f"{args.max_lag}")
     pairs = []
     for path in args.clips:
         frames, fps = read_video(path)
@@ -273,6 +286,24 @@ def cmd_eval_sync(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(to_json(report))
     return 0
+
+
+def _add_eval_sync(sub: argparse._SubParsersAction) -> None:
+    from .metrics.report import TIMING_NOTE
+
+    p = sub.add_parser(
+        "eval-sync", help="synchronization metrics of mp4 clips (with a shuffled-pair baseline)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Synchronization of picture and sound in mp4 clips: per clip the correlation of motion\n"
+                    "energy with audio onset strength at lag 0 and its best value within ±1 video frame,\n"
+                    "the best lag, and event hit rate / offset; mean [95% bootstrap CI] over the clips, beside\n"
+                    "a shuffled-pair baseline (video i with audio j != i). Loudness-invariant: a gain on a\n"
+                    "clip's audio does not change any figure.",
+        epilog=TIMING_NOTE)
+    p.add_argument("clips", nargs="+", help="mp4 files with video and audio (2 or more give the shuffled baseline)")
+    p.add_argument("--max-lag", type=int, default=8, help="lags searched, in frames either way (default 8)")
+    p.add_argument("--json", help="also write the report as JSON")
+    p.set_defaults(func=cmd_eval_sync)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -373,11 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="also print the results as one JSON object, on the last line (gldi: its summary)")
     p.set_defaults(func=cmd_bench)
-    p = sub.add_parser("eval-sync", help="synchronization metrics of mp4 clips (with a shuffled-pair baseline)")
-    p.add_argument("clips", nargs="+")
-    p.add_argument("--max-lag", type=int, default=8)
-    p.add_argument("--json", help="also write the report as JSON")
-    p.set_defaults(func=cmd_eval_sync)
+    _add_eval_sync(sub)
     _add_training(sub)
     return parser
 
@@ -394,6 +421,9 @@ def _add_training(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ablate", help="ablation at demo scale (writes a report)")
     train_cli.add_ablate_arguments(p)
     p.set_defaults(func=train_cli.run_ablate)
+    p = sub.add_parser("eval-demo", help="the demo model's evaluation: sync in 3 directions, prompts, silence")
+    train_cli.add_eval_demo_arguments(p)
+    p.set_defaults(func=train_cli.run_eval_demo)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,6 +158,8 @@ class GenerationDefaults:
     text_audio_scale: float = 1.0
     driven_sync_video_scale: float | None = None  # audio-driven mode's SyncCFG video scale (None: sync_video_scale)
     driven_sync_audio_scale: float | None = None  # video-driven mode's SyncCFG audio scale (None: sync_audio_scale)
+    rescale_video: float = 0.0      # CFG-rescale mix factor phi per modality, in [0, 1] (sampling.Rescale,
+    rescale_audio: float = 0.0      # arXiv 2305.08891): 0 = off, so checkpoints written before it are unchanged
     guidance: str = "synccfg"       # "synccfg" (Harmony's) or "uniavgen" (MA-CFG + skip-layer guidance, scales
     #                                 = text_*_scale); sampling.guidance.GUIDANCE_KINDS
     schedule: str = "flow"          # "flow" (shifted linspace(1, 0)) or "uniavgen" (its shifted Wan timesteps)
@@ -296,6 +298,13 @@ def _tiny() -> HarmonyConfig:
     )
 
 
+# Std of each of the demo video codec's 24 latent channels (keyframe basis) over 200 clips of the synthetic
+# stream 4242 (all five scene kinds); the codec divides by it so every channel has unit variance. The audio
+# codec's log-mel mean / std (0.13 / 1.33) come from the same clips.
+DEMO_VIDEO_CHANNEL_STD = (1.59, 2.28, 2.73, 0.645, 0.331, 1.27, 3.52, 2.65, 5.52, 1.15, 1.25, 0.584, 0.694, 0.99,
+                          2.0, 0.569, 0.37, 1.78, 3.26, 2.64, 4.04, 5.54, 1.66, 1.41)
+
+
 def _demo() -> HarmonyConfig:
     """The bundled demo model: GLDI + Cross-Task Synergy on synthetic clips, demo codecs, 64x64 at 25 fps,
     16 kHz. Video latent 18 x 8 x 8 per latent frame, 2x2 patches -> 16 tokens of 72 values per latent frame.
@@ -312,13 +321,15 @@ def _demo() -> HarmonyConfig:
     """
     return HarmonyConfig(
         name="demo",
-        video=VideoConfig(in_dim=18, out_dim=18, dim=128, ffn_dim=384, freq_dim=64, text_dim=64, text_len=24,
+        video=VideoConfig(in_dim=24, out_dim=24, dim=128, ffn_dim=384, freq_dim=64, text_dim=64, text_len=24,
                           num_heads=4, num_layers=4),
         audio=AudioConfig(in_dim=64, out_dim=64, dim=128, ffn_dim=384, freq_dim=64, text_dim=64, text_len=24,
                           num_heads=4, num_layers=4, transcript_dim=64, transcript_conv_layers=1),
         interaction=InteractionConfig(a2v_margin=0.5, v2a_margin=1),
-        codecs={"video": {"name": "demo_video", "latent_channels": 18, "temporal": "keyframe"},
-                "audio": {"name": "demo_audio", "n_mels": 32, "griffin_lim_iters": 64}},
+        codecs={"video": {"name": "demo_video", "latent_channels": 24, "temporal": "keyframe",
+                          "channel_std": list(DEMO_VIDEO_CHANNEL_STD)},
+                "audio": {"name": "demo_audio", "n_mels": 32, "griffin_lim_iters": 64,
+                          "log_mel_mean": 0.13, "log_mel_std": 1.33}},
         text_encoder=TextEncoderConfig(buckets=2048, dim=64, max_len=24, layers=1, heads=4),
         defaults=GenerationDefaults(fps="25", width=64, height=64, num_frames=81, steps=24, shift=5.0,
                                     sync_video_scale=1.0, sync_audio_scale=1.5,

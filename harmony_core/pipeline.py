@@ -200,7 +200,7 @@ class HarmonyPipeline:
                 positive = self.conditioning(req, ref_image=ref_latent)
                 negative = self.conditioning(req, True, ref_latent) if UNCOND in passes else None
                 denoiser = HarmonyDenoiser(self.model, positive, negative)
-                noise_v, noise_a = self._noise(req, lay)
+                noise_v, noise_a = self.initial_noise(req, lay)
                 s = req.sampling
                 video, audio = sample(denoiser, noise_v, noise_a, mode, guidance,
                                       sigmas_for(s.schedule, s.steps, s.shift), solver=s.solver, callback=callback)
@@ -315,7 +315,9 @@ class HarmonyPipeline:
         return SyncAnchors(mute_audio=self.audio_codec.silence_latent(lay.audio_frames),
                            static_video=self.video_codec.static_latent(image, lay.num_frames, lay.height, lay.width))
 
-    def _noise(self, req: Request, lay: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+    def initial_noise(self, req: Request, lay: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+        """The starting noise of `req` (resolved): video [B, Cv, Tv, h, w] then audio [B, Ca, Ta] from one
+        generator seeded with the request's seed."""
         g = torch.Generator().manual_seed(req.sampling.seed)
         s = self.video_codec.spatial_stride
         video = torch.randn(req.batch, self.video_codec.latent_channels, lay.video_frames, lay.height // s,

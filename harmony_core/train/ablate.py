@@ -28,7 +28,7 @@ from ..build import load_pipeline
 from ..metrics import AVPair, SyncConfig, SyncReport, evaluate_clips, to_json
 from ..model.conditioning import HarmonyDenoiser, stack
 from ..pipeline import HarmonyPipeline, Layout, Request, Sampling
-from ..sampling import Guidance, SyncAnchors, SyncCFG, TextCFG, flow_sigmas, joint, sample
+from ..sampling import UNCOND, Guidance, SyncAnchors, SyncCFG, TextCFG, joint, plan_passes, sample, sigmas_for
 from .synthetic import KINDS, Clip, SceneSpec, stream_clip
 
 log = logging.getLogger(__name__)
@@ -77,29 +77,35 @@ def _request(pipe: HarmonyPipeline, clip: Clip, settings: EvalSettings, seed: in
 
 
 @torch.no_grad()
-def sample_latents(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalSettings,
-                   first_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, Layout]:
-    """Joint-mode latents for each clip's captions/transcript, several prompts per sampler call:
+def sample_requests(pipe: HarmonyPipeline, reqs: Sequence[Request]) -> tuple[torch.Tensor, torch.Tensor, Layout]:
+    """Joint-mode latents of several requests of one size and one guidance in ONE sampler call:
     (video [B, Cv, Tv, h, w], audio [B, Ca, Ta], layout).
 
-    Same as one `pipe.sample(Request(..., seed=first_seed + i))` per clip: noise drawn per clip from its
-    own seed, SyncCFG anchors = silence and a mid-grey still, as the pipeline builds them."""
-    reqs = [_request(pipe, c, settings, first_seed + i) for i, c in enumerate(clips)]
-    lay = pipe.layout(reqs[0])
-    r0 = reqs[0]
-    text = r0.guidance.text
+    Same as one `pipe.sample(r)` per request: noise drawn per request from its own seed, SyncCFG anchors =
+    silence and a mid-grey still, as the pipeline builds them."""
+    reqs = [pipe.resolve(r) for r in reqs]
+    r0, lay = reqs[0], pipe.layout(reqs[0])
+    mode = joint(lay.video_frames, lay.audio_frames)
+    passes = {p for step in plan_passes(r0.guidance, mode, r0.steps) for p in step}
     anchors = SyncAnchors(
         mute_audio=pipe.audio_codec.silence_latent(lay.audio_frames),
         static_video=pipe.video_codec.static_latent(None, lay.num_frames, lay.height, lay.width))
     positive = functools.reduce(stack, [pipe.conditioning(r) for r in reqs])
-    negative = pipe.conditioning(r0.with_batch(len(reqs)), negative=True) if text.enabled(0.0) else None
-    noise = [_noise(pipe, r.sampling.seed, lay) for r in reqs]               # per clip, from its own seed
+    negative = pipe.conditioning(r0.with_batch(len(reqs)), negative=True) if UNCOND in passes else None
+    noise = [pipe.initial_noise(r, lay) for r in reqs]               # per request, from its own seed
     noise_v = torch.cat([v for v, _ in noise])                      # [B, Cv, Tv, h, w]
     noise_a = torch.cat([a for _, a in noise])                      # [B, Ca, Ta]
+    s = r0.sampling
     video, audio = sample(HarmonyDenoiser(pipe.model, positive, negative), noise_v, noise_a,
-                          joint(lay.video_frames, lay.audio_frames), replace(r0.guidance, anchors=anchors),
-                          flow_sigmas(r0.steps, r0.sampling.shift), solver=r0.sampling.solver)
+                          mode, replace(r0.guidance, anchors=anchors),
+                          sigmas_for(s.schedule, s.steps, s.shift), solver=s.solver)
     return video, audio, lay
+
+
+def sample_latents(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalSettings,
+                   first_seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, Layout]:
+    """`sample_requests` for held-out clips' captions/transcripts, generation seed first_seed + i."""
+    return sample_requests(pipe, [_request(pipe, c, settings, first_seed + i) for i, c in enumerate(clips)])
 
 
 def generate_pairs(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalSettings,
@@ -109,17 +115,6 @@ def generate_pairs(pipe: HarmonyPipeline, clips: Sequence[Clip], settings: EvalS
     result = pipe.decode(video, audio, lay)
     return [AVPair(result.frames[i], result.fps, result.wave[i], result.sample_rate,
                    name=f"heldout{first_seed + i}", kind=clip.kind) for i, clip in enumerate(clips)]
-
-
-def _noise(pipe: HarmonyPipeline, seed: int, lay: Layout) -> tuple[torch.Tensor, torch.Tensor]:
-    """Initial noise of one clip, drawn as the pipeline draws it: video [1, Cv, Tv, h, w] then audio
-    [1, Ca, Ta] from one generator seeded with `seed`."""
-    g = torch.Generator().manual_seed(seed)
-    s = pipe.video_codec.spatial_stride
-    video = torch.randn(1, pipe.video_codec.latent_channels, lay.video_frames, lay.height // s,
-                        lay.width // s, generator=g)
-    audio = torch.randn(1, pipe.audio_codec.latent_channels, lay.audio_frames, generator=g)
-    return video.to(pipe.device), audio.to(pipe.device)
 
 
 def evaluate_pipeline(pipe: HarmonyPipeline, settings: EvalSettings = EvalSettings(),

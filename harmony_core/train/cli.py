@@ -31,6 +31,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of model init, clip stream and noise")
     p.add_argument("--tasks", default=lc.tasks, choices=TASK_SETS, help="Cross-Task Synergy or joint only")
+    p.add_argument("--task-weights", default=",".join(f"{w:g}" for w in lc.weights),
+                   help="Cross-Task Synergy weights joint,audio-driven,video-driven (paper: 1,0.1,0.3; "
+                        "the demo model: 1,0.7,0.7)")
     p.add_argument("--schedule", default=lc.schedule, choices=SCHEDULES,
                    help="sample: one task per item (prob. ~ weights); all: every task for every item")
     p.add_argument("--batch", type=int, default=DataConfig().batch, help="clips per step (per rank)")
@@ -60,12 +63,25 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the parsed arguments describe."""
     loss = LossConfig(tasks=args.tasks, schedule=args.schedule, sigma=args.sigma,
+                      weights=parse_task_weights(args.task_weights),
                       text_dropout=args.text_dropout, ref_prob=args.ref_prob,
                       video_weighting=args.video_weighting)
     data = DataConfig(seed=args.seed, batch=args.batch, reuse=args.reuse)
     return TrainConfig(preset=args.preset, interaction=args.interaction, steps=args.steps, lr=args.lr,
                        warmup=args.warmup, ema=args.ema, seed=args.seed, save_every=args.save_every,
                        loss=loss, data=data)
+
+
+def parse_task_weights(text: str) -> tuple[float, float, float]:
+    """"1,0.7,0.7" -> (1.0, 0.7, 0.7); three finite non-negative numbers, the joint one positive."""
+    try:
+        weights = tuple(float(w) for w in text.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != 3 or not all(w >= 0 and w < float("inf") for w in weights) or weights[0] <= 0:
+        raise ValueError(f"--task-weights takes three numbers joint,audio-driven,video-driven (joint > 0, "
+                         f"the others >= 0), e.g. 1,0.7,0.7; got {text!r}")
+    return weights  # type: ignore[return-value]
 
 
 class _Progress:
@@ -136,3 +152,41 @@ def run_ablate(args: argparse.Namespace) -> int:
     """`ablate`: train/evaluate the ablation cells and write the report."""
     from .ablate import run
     return run(args)
+
+
+def add_eval_demo_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of `eval-demo` (eval_demo.py)."""
+    from .eval_demo import DIRECTIONS, EVAL_SEED, EvalPlan
+    d = EvalPlan()
+    p.add_argument("--model", default=None, help="checkpoint (default: the bundled demo model)")
+    p.add_argument("--out", default="out/eval_demo", help="folder for the clips (one mp4 each) and summary.json")
+    p.add_argument("--clips", type=int, default=d.clips, help="prompts / driving inputs per sync direction")
+    p.add_argument("--still", type=int, default=d.still, help="silent/still prompts")
+    p.add_argument("--batch", type=int, default=d.batch, help="joint prompts per sampler call")
+    p.add_argument("--seed", type=int, default=EVAL_SEED, help="prompt stream (training streams use --seed of train)")
+    p.add_argument("--directions", default=",".join(DIRECTIONS), help=f"any of {', '.join(DIRECTIONS)}")
+    p.add_argument("--sync-video-scale", type=float, default=None, help="override the checkpoint's SyncCFG")
+    p.add_argument("--sync-audio-scale", type=float, default=None, help="override the checkpoint's SyncCFG")
+    p.add_argument("--rescale-video", type=float, default=None, help="override the CFG-rescale mix (0..1)")
+    p.add_argument("--rescale-audio", type=float, default=None, help="override the CFG-rescale mix (0..1)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def run_eval_demo(args: argparse.Namespace) -> int:
+    """`eval-demo`: generate the evaluation clips, measure them, print summary.json's headline figures."""
+    import json
+
+    from ..build import DEMO_CHECKPOINT, load_pipeline
+    from .eval_demo import EvalPlan, GuidanceOverride, evaluate_demo, headline
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = load_pipeline(args.model or DEMO_CHECKPOINT)
+    guidance = GuidanceOverride(args.sync_video_scale, args.sync_audio_scale, args.rescale_video,
+                                args.rescale_audio)
+    plan = EvalPlan(clips=args.clips, still=args.still, batch=args.batch, seed=args.seed,
+                    directions=tuple(x for x in args.directions.split(",") if x), guidance=guidance)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = evaluate_demo(pipe, out, plan)
+    print(json.dumps(headline(result), indent=1))  # noqa: T201  (CLI output)
+    return 0

@@ -317,3 +317,42 @@ def test_bench_rows() -> None:
     for row in rows:
         assert set(row) == {"codec", "setting", "sec_per_media_sec", "peak_mb"}
         assert math.isfinite(row["sec_per_media_sec"]) and row["sec_per_media_sec"] > 0  # a figure only
+
+
+def test_demo_preset_normalises_every_latent_channel_to_unit_variance() -> None:
+    """The v2 demo's codec settings (config.py: per-channel video std, log-mel mean/std) were measured on stream
+    4242; on another stream of all five scene kinds every channel lands near unit variance (40 clips: a
+    channel's sample std is within ~15 % of its true std), where the plain codec spreads 0.3..5.5."""
+    from harmony_core.config import preset
+    from harmony_core.train.data import encode_clips, frames_to_pixels
+    from harmony_core.train.synthetic import KINDS, SceneSpec, stream_clip
+
+    codecs = preset("demo").codecs
+    video, audio = DemoVideoCodec.from_config(codecs["video"]), DemoAudioCodec.from_config(codecs["audio"])
+    plain = DemoVideoCodec(DemoVideoConfig(24, "keyframe"))
+    clips = [stream_clip(515, i, SceneSpec(), KINDS) for i in range(40)]
+    v, a = encode_clips(clips, video, audio)
+    std = v.transpose(0, 1).flatten(1).std(1)                                   # [24]
+    assert ((std > 0.75) & (std < 1.25)).all(), std
+    raw = encode_clips(clips[:10], plain, audio)[0].transpose(0, 1).flatten(1).std(1)
+    assert raw.max() / raw.min() > 8                                             # what the divisor fixes
+    assert abs(float(a.mean())) < 0.2 and 0.8 < float(a.std()) < 1.2
+    pixels = frames_to_pixels(torch.stack([c.frames for c in clips[:2]]))       # the divisor is undone on decode
+    torch.testing.assert_close(video.decode(video.encode(pixels)), plain.decode(plain.encode(pixels)),
+                               atol=1e-5, rtol=0.0)
+
+
+def test_normalisation_settings_round_trip_and_are_checked() -> None:
+    std = tuple(float(i + 1) for i in range(18))
+    codec = DemoVideoCodec(DemoVideoConfig(18, "keyframe", std))
+    again = DemoVideoCodec.from_config(codec.to_config())
+    assert again.config == codec.config and torch.equal(again.scale, codec.scale)
+    assert "channel_std" not in DemoVideoCodec(DemoVideoConfig(18, "keyframe")).to_config()  # old layout
+    for bad in ((1.0,) * 17, (0.0,) * 18, (float("nan"),) * 18):
+        with pytest.raises(ValueError, match="channel_std"):
+            DemoVideoConfig(18, "keyframe", bad).validate()
+    audio = DemoAudioCodec(DemoAudioConfig(log_mel_mean=0.5, log_mel_std=2.0))
+    assert DemoAudioCodec.from_config(audio.to_config()).config == audio.config
+    assert audio.floor_value == pytest.approx((math.log(1e-4) - 0.5) / 2.0)
+    with pytest.raises(ValueError, match="log_mel"):
+        DemoAudioConfig(log_mel_std=0.0).validate()

@@ -6,7 +6,7 @@ latent, 31.25 latents/s).
 
 Encode: |STFT| (n_fft 1024, Hann window 1024, hop 256, centred with zero padding; frame k is centred on
 sample 256 k) -> mel filterbank (`n_mels` HTK triangles over 0..8 kHz, torchaudio.functional.melscale_fbanks)
--> log(max(mel, FLOOR)) -> (x - LOG_MEL_MEAN) / LOG_MEL_STD. A latent stacks the two mel frames it owns:
+-> log(max(mel, FLOOR)) -> (x - log_mel_mean) / log_mel_std (config; by default LOG_MEL_MEAN / LOG_MEL_STD). A latent stacks the two mel frames it owns:
 frame 2j in channels [0, n_mels), frame 2j + 1 in [n_mels, 2 n_mels); latent_channels = 2 n_mels (64 by
 default). Stacking (rather than averaging 64 bands) keeps the 16 ms frame hop, so onsets stay in place
 (click-train round trip: onset error <= 6 ms and spectral convergence 0.08, against 22 ms and 0.45 for 64
@@ -50,6 +50,8 @@ class DemoAudioConfig:
 
     n_mels: int = 32
     griffin_lim_iters: int = 64
+    log_mel_mean: float = LOG_MEL_MEAN   # latent = (log mel - mean) / std; the defaults are the first demo
+    log_mel_std: float = LOG_MEL_STD     # model's; the v2 demo measures them on its training data (config.py)
 
     def validate(self) -> None:
         """Raise ValueError when a setting is out of range."""
@@ -59,6 +61,9 @@ class DemoAudioConfig:
             raise ValueError(
                 f"DemoAudioConfig.griffin_lim_iters={self.griffin_lim_iters!r} is not accepted: use 1..1000."
             )
+        if not (math.isfinite(self.log_mel_mean) and math.isfinite(self.log_mel_std) and self.log_mel_std > 0):
+            raise ValueError(f"DemoAudioConfig.log_mel_mean / log_mel_std = {self.log_mel_mean!r} / "
+                             f"{self.log_mel_std!r} are not accepted: use finite numbers, std > 0.")
 
 
 class DemoAudioCodec(AudioCodec):
@@ -88,7 +93,11 @@ class DemoAudioCodec(AudioCodec):
 
     def to_config(self) -> dict[str, Any]:
         """JSON-able description, stored in checkpoint metadata; `from_config` rebuilds the same codec."""
-        return {"name": self.name, **asdict(self.config)}
+        config = asdict(self.config)
+        for key, default in (("log_mel_mean", LOG_MEL_MEAN), ("log_mel_std", LOG_MEL_STD)):
+            if config[key] == default:
+                del config[key]  # the original layout: checkpoints written before the option read the same
+        return {"name": self.name, **config}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DemoAudioCodec:
@@ -98,7 +107,7 @@ class DemoAudioCodec(AudioCodec):
     @property
     def floor_value(self) -> float:
         """The normalised latent value of silence (every channel of `silence_latent`)."""
-        return (math.log(FLOOR) - LOG_MEL_MEAN) / LOG_MEL_STD
+        return (math.log(FLOOR) - self.config.log_mel_mean) / self.config.log_mel_std
 
     def encode(self, wave: torch.Tensor) -> torch.Tensor:
         """Mono wave [B, L] in [-1, 1], L a positive multiple of 512 -> latent [B, 2 * n_mels, L / 512]."""
@@ -111,7 +120,7 @@ class DemoAudioCodec(AudioCodec):
         spec = torch.stft(x, N_FFT, HOP, window=self.window, center=True, pad_mode="constant",
                           return_complex=True).abs()  # [B, 513, L/256 + 1]
         mel = self.mel_fbank.T @ spec[..., :-1]  # [B, n_mels, 2 Ta]
-        log_mel = (mel.clamp_min(FLOOR).log() - LOG_MEL_MEAN) / LOG_MEL_STD
+        log_mel = (mel.clamp_min(FLOOR).log() - self.config.log_mel_mean) / self.config.log_mel_std
         b, m, frames = log_mel.shape
         pairs = log_mel.reshape(b, m, frames // FRAMES_PER_LATENT, FRAMES_PER_LATENT)  # [B, n_mels, Ta, 2]
         return pairs.permute(0, 3, 1, 2).reshape(b, FRAMES_PER_LATENT * m, -1)  # [B, 2 n_mels, Ta]
@@ -127,7 +136,7 @@ class DemoAudioCodec(AudioCodec):
         b, _, ta = z.shape
         pairs = z.reshape(b, FRAMES_PER_LATENT, self.n_mels, ta)  # [B, 2, n_mels, Ta]
         log_mel = pairs.permute(0, 2, 3, 1).reshape(b, self.n_mels, -1)  # [B, n_mels, 2 Ta]
-        mel = (log_mel * LOG_MEL_STD + LOG_MEL_MEAN).clamp(max=MAX_LOG_MEL).exp() - FLOOR
+        mel = (log_mel * self.config.log_mel_std + self.config.log_mel_mean).clamp(max=MAX_LOG_MEL).exp() - FLOOR
         spec = (self.mel_pinv.T @ mel.clamp_min(0.0)).clamp_min(0.0)  # [B, 513, 2 Ta]
         extra = max(1, _MIN_GRIFFIN_LIM_FRAMES - spec.shape[-1])
         spec = torch.cat([spec, spec[..., -1:].expand(-1, -1, extra)], dim=-1)  # [B, 513, 2 Ta + extra]

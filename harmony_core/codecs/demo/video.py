@@ -16,8 +16,10 @@ flattens on the demo clips (moving shapes: 12 ch 21.8 dB, 16 ch 22.8 dB, 32 ch 2
 
 Decoding applies the transpose (the basis is orthonormal), so decode(encode(x)) is the orthogonal projection
 onto the kept coefficients (exact with latent_channels = 768). Latents are the coefficients divided by fixed
-constants: 8 for the DC term (16 x a pixel std of 0.5), (t + u + v) ** -1.5 otherwise, which brings the
-synthetic demo clips to roughly unit variance per channel.
+constants: 8 for the DC term (16 x a pixel std of 0.5), (t + u + v) ** -1.5 otherwise, which brought the
+first demo's small-object clips to roughly unit variance per channel; `channel_std` divides each channel
+once more by its measured std (the v2 demo's large objects put up to 5x more energy in some channels and 3x
+less in the chroma DC, whose noise then outlived the sampler as coloured 8x8 tiles).
 
 Temporal basis (`temporal`). "block" is the DCT above: each latent frame decodes into its 4 frames on its
 own, so a generated latent that disagrees with its neighbour shows as a jump every 4th frame (the same
@@ -59,6 +61,8 @@ class DemoVideoConfig:
 
     latent_channels: int = 16
     temporal: str = "block"
+    channel_std: tuple[float, ...] = ()   # extra per-channel divisor (the std of each channel on training
+    #                                       data): unit-variance latents; () = none (the first demo model)
 
     def validate(self) -> None:
         """Raise ValueError when a setting is out of range."""
@@ -70,6 +74,10 @@ class DemoVideoConfig:
         if self.temporal not in TEMPORAL_BASES:
             raise ValueError(f"DemoVideoConfig.temporal={self.temporal!r} is not accepted: use one of "
                              f"{TEMPORAL_BASES}.")
+        if self.channel_std and (len(self.channel_std) != self.latent_channels or not all(
+                math.isfinite(x) and x > 0 for x in self.channel_std)):
+            raise ValueError(f"DemoVideoConfig.channel_std must be empty or {self.latent_channels} positive "
+                             f"numbers (one per latent channel), got {self.channel_std!r}.")
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -142,6 +150,8 @@ class DemoVideoCodec(VideoCodec):
                                                         for _, c, u, v in order]), persistent=False)  # [K]
         else:
             self.register_buffer("basis", _basis(order).float(), persistent=False)  # [K, 768]
+        if self.config.channel_std:
+            scale = scale * torch.tensor(self.config.channel_std, dtype=torch.float64)
         self.register_buffer("scale", scale.float(), persistent=False)  # [K]
 
     @classmethod
@@ -154,12 +164,19 @@ class DemoVideoCodec(VideoCodec):
         config = asdict(self.config)
         if config["temporal"] == "block":
             del config["temporal"]  # the original layout: checkpoints written before the option read the same
+        if config["channel_std"]:
+            config["channel_std"] = list(config["channel_std"])
+        else:
+            del config["channel_std"]
         return {"name": self.name, **config}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> DemoVideoCodec:
         """Rebuild a codec from `to_config()` output; ValueError on another codec's name or unknown keys."""
-        return cls(DemoVideoConfig(**config_fields_from_dict(cls.name, DemoVideoConfig, config)))
+        fields_ = config_fields_from_dict(cls.name, DemoVideoConfig, config)
+        if "channel_std" in fields_:
+            fields_["channel_std"] = tuple(float(x) for x in fields_["channel_std"])
+        return cls(DemoVideoConfig(**fields_))
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Pixels [B, 3, F, H, W] in [-1, 1] (F = 4k + 1; H, W multiples of 8) -> [B, C, k + 1, H/8, W/8]."""
