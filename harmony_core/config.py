@@ -160,6 +160,8 @@ class GenerationDefaults:
     driven_sync_audio_scale: float | None = None  # video-driven mode's SyncCFG audio scale (None: sync_audio_scale)
     rescale_video: float = 0.0      # CFG-rescale mix factor phi per modality, in [0, 1] (sampling.Rescale,
     rescale_audio: float = 0.0      # arXiv 2305.08891): 0 = off, so checkpoints written before it are unchanged
+    driven_rescale_video: float | None = None  # audio-driven mode's video rescale (None: rescale_video)
+    driven_rescale_audio: float | None = None  # video-driven mode's audio rescale (None: rescale_audio)
     guidance: str = "synccfg"       # "synccfg" (Harmony's) or "uniavgen" (MA-CFG + skip-layer guidance, scales
     #                                 = text_*_scale); sampling.guidance.GUIDANCE_KINDS
     schedule: str = "flow"          # "flow" (shifted linspace(1, 0)) or "uniavgen" (its shifted Wan timesteps)
@@ -306,18 +308,16 @@ DEMO_VIDEO_CHANNEL_STD = (1.59, 2.28, 2.73, 0.645, 0.331, 1.27, 3.52, 2.65, 5.52
 
 
 def _demo() -> HarmonyConfig:
-    """The bundled demo model: GLDI + Cross-Task Synergy on synthetic clips, demo codecs, 64x64 at 25 fps,
-    16 kHz. Video latent 18 x 8 x 8 per latent frame, 2x2 patches -> 16 tokens of 72 values per latent frame.
+    """The bundled demo model (v2): GLDI + Cross-Task Synergy on the five synthetic scene kinds, demo codecs,
+    64x64 at 25 fps, 16 kHz. Video latent 24 x 8 x 8 per latent frame, 2x2 patches -> 16 tokens of 96 values
+    per latent frame.
 
     Video codec: the "keyframe" temporal basis (latents interpolate between keyframes, so latents that
-    disagree decode into ramps, not a jump every 4th frame) with 18 channels, not the default 16: channels
-    17-18 add the first detail coefficient of C2 and the second of luma (t = 2), i.e. where between two
-    keyframes an impact happens. Codec round trip of 32 held-out synthetic clips, lag-0 correlation of
-    motion energy with onset strength (originals 0.79): 16 ch 0.53, 18 ch 0.72, 40 ch 0.81 ("block"
-    basis: 0.41 / 0.62 / 0.77).
-    40 channels would need ~108 dimensions per 2x2 patch for 99% of the variance, close to the width of
-    128; 18 need 48. Guidance defaults (SyncCFG on the audio side only) come from the sweep in
-    docs/demo_model.md.
+    disagree decode into ramps, not a jump every 4th frame) with 24 channels: on the v2 scenes' large objects
+    a codec round trip gains 1.0-1.6 dB PSNR over 18 channels and draws a triangle's apex (25.8 -> 26.8 dB;
+    32 channels 28.0 dB). Each channel is divided by its std on training data (DEMO_VIDEO_CHANNEL_STD):
+    without it the chroma DC channels had std 0.33-0.65 against 5.5 for some luma ones, and their residual
+    noise decoded as coloured 8x8 tiles. Guidance defaults come from the sweep in docs/demo_model.md.
     """
     return HarmonyConfig(
         name="demo",
@@ -332,8 +332,9 @@ def _demo() -> HarmonyConfig:
                           "log_mel_mean": 0.13, "log_mel_std": 1.33}},
         text_encoder=TextEncoderConfig(buckets=2048, dim=64, max_len=24, layers=1, heads=4),
         defaults=GenerationDefaults(fps="25", width=64, height=64, num_frames=81, steps=24, shift=5.0,
-                                    sync_video_scale=1.0, sync_audio_scale=1.5,
-                                    driven_sync_video_scale=2.0, driven_sync_audio_scale=1.0),
+                                    sync_video_scale=1.5, sync_audio_scale=1.5, rescale_video=0.7, rescale_audio=1.0,
+                                    driven_sync_video_scale=2.0, driven_sync_audio_scale=3.0,
+                                    driven_rescale_video=0.7, driven_rescale_audio=0.0),
     )
 
 

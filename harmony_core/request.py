@@ -114,8 +114,14 @@ def default_guidance(d: GenerationDefaults, mode: str) -> Guidance:
     """A checkpoint's guidance for `mode`: its SyncCFG and text-CFG scales, with the driven modes' own SyncCFG
     scale where it stores one (the only SyncCFG scale a driven mode uses); or, for a checkpoint whose default
     is UniAVGen's guidance, MA-CFG at its text scales with its skip-layer blocks. Either kind gets the
-    checkpoint's CFG-rescale mix factors (`rescale_video` / `rescale_audio`; 0 = off)."""
-    rescale = Rescale(d.rescale_video, d.rescale_audio)
+    checkpoint's CFG-rescale mix factors (`rescale_video` / `rescale_audio`; 0 = off), with the driven modes'
+    own (`driven_rescale_*`) where it stores them."""
+    rv, ra = d.rescale_video, d.rescale_audio
+    if mode == "audio_driven" and d.driven_rescale_video is not None:
+        rv = d.driven_rescale_video
+    if mode == "video_driven" and d.driven_rescale_audio is not None:
+        ra = d.driven_rescale_audio
+    rescale = Rescale(rv, ra)
     if d.guidance == "uniavgen":
         return Guidance(macfg=MACFG(d.text_video_scale, d.text_audio_scale, skip_blocks=d.macfg_skip_blocks),
                         rescale=rescale)

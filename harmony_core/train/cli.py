@@ -169,7 +169,10 @@ def add_eval_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sync-audio-scale", type=float, default=None, help="override the checkpoint's SyncCFG")
     p.add_argument("--rescale-video", type=float, default=None, help="override the CFG-rescale mix (0..1)")
     p.add_argument("--rescale-audio", type=float, default=None, help="override the CFG-rescale mix (0..1)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--sheet", default=None,
+                   help="instead: write a contact sheet PNG of 12 fixed prompts (eval_demo_report.SHEET_PROMPTS)")
 
 
 def run_eval_demo(args: argparse.Namespace) -> int:
@@ -181,10 +184,15 @@ def run_eval_demo(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = load_pipeline(args.model or DEMO_CHECKPOINT)
+    if args.sheet:
+        from .eval_demo_report import prompt_sheet
+        log.info("wrote %s", prompt_sheet(pipe, Path(args.sheet)))
+        return 0
     guidance = GuidanceOverride(args.sync_video_scale, args.sync_audio_scale, args.rescale_video,
                                 args.rescale_audio)
     plan = EvalPlan(clips=args.clips, still=args.still, batch=args.batch, seed=args.seed,
-                    directions=tuple(x for x in args.directions.split(",") if x), guidance=guidance)
+                    directions=tuple(x for x in args.directions.split(",") if x), guidance=guidance,
+                    steps=args.steps)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate_demo(pipe, out, plan)

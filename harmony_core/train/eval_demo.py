@@ -32,7 +32,7 @@ from ..pipeline import HarmonyPipeline, Media, Request, Sampling
 from ..request import default_guidance
 from ..sampling import Guidance, Rescale, SyncCFG
 from . import classify
-from .ablate import sample_requests
+from .ablate import EVENT_KINDS, sample_requests
 from .eval_inputs import DrivingItem, audio_items, video_items
 from .synthetic import Clip, SceneSpec, stream_clip
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 EVAL_SEED = 2_026_1207          # joint prompts; still prompts use EVAL_SEED + 1 (training streams: --seed)
 DRIVE_SEED = 7_000_000          # driving media of eval_inputs.py
-FAMILIES = ("impact", "speaker", "drum", "flash")
+FAMILIES = EVENT_KINDS   # impact, speaker, drum, flash
 DIRECTIONS = ("joint", "still", "a2v", "v2a")
 RECOGNISED = 0.2   # classify.py: grey, black and noise clips score below this for every family
 

