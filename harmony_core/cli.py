@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import GUIDANCE_KINDS, MAX_TAKES, SCHEDULES, SEED_MAX
+from .config import GUIDANCE_KINDS, MAX_TAKES, PRESETS, SCHEDULES, SEED_MAX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,8 +32,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     from .loading.checkpoint import config_of, read_header
 
-    if (args.checkpoint is None) == (args.preset is None):
+    if args.checkpoint is not None and args.preset is not None:
         raise ValueError("info: give a checkpoint file (or folder) or --preset NAME, not both")
+    if args.checkpoint is None and args.preset is None:
+        raise ValueError("info: give a checkpoint file (or folder), e.g. harmony_core/assets/harmony_demo.safetensors, "
+                         f"or --preset NAME ({', '.join(PRESETS)})")
     if args.preset is not None:
         return _preset_info(args.preset)
     header = read_header(args.checkpoint)

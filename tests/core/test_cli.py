@@ -215,3 +215,9 @@ def test_info_preset_counts_without_allocating(capsys):
     assert info["parameters"] == {"video": 4_999_787_712, "audio": 1_419_073_616, "interaction": 637_562_895}
     assert main(["info", "x.safetensors", "--preset", "uniavgen"]) == 2   # main logs the error, exit code 2
     assert main(["info"]) == 2
+
+
+def test_info_says_what_is_missing_and_what_is_too_much(caplog):
+    assert main(["info"]) == 2 and "--preset NAME (harmony-5b, tiny, demo" in caplog.text
+    assert "not both" not in caplog.text
+    assert main(["info", "x.safetensors", "--preset", "demo"]) == 2 and "not both" in caplog.text
