@@ -164,9 +164,13 @@ def _stats(summary: dict) -> dict:
 
 
 def _share(rows: list[dict], key: str) -> list:
-    """Share of clips whose classified `key` (family / colour) is what the prompt asks (one of its colours)."""
-    hits = [float(r[key] == r[f"want_{key}"] or r[key] in (r[f"want_{key}"] or ()))
-            for r in rows if r.get(f"want_{key}")]
+    """Share of clips whose classified `key` is what the prompt asks: its family, or one of its colours (a
+    prompt may name two objects). Prompts that name none are left out."""
+    def hit(row: dict) -> bool:
+        want = row[f"want_{key}"]
+        return row[key] in want if isinstance(want, list) else row[key] == want
+
+    hits = [float(hit(r)) for r in rows if r.get(f"want_{key}")]
     stat = bootstrap_stat(hits)
     return [stat.mean, stat.lo, stat.hi, stat.n]
 
