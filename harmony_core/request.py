@@ -116,22 +116,18 @@ def default_guidance(d: GenerationDefaults, mode: str) -> Guidance:
     is UniAVGen's guidance, MA-CFG at its text scales with its skip-layer blocks. Either kind gets the
     checkpoint's CFG-rescale mix factors (`rescale_video` / `rescale_audio`; 0 = off), with the driven modes'
     own (`driven_rescale_*`) where it stores them."""
-    rv, ra = d.rescale_video, d.rescale_audio
-    if mode == "audio_driven" and d.driven_rescale_video is not None:
-        rv = d.driven_rescale_video
-    if mode == "video_driven" and d.driven_rescale_audio is not None:
-        ra = d.driven_rescale_audio
-    rescale = Rescale(rv, ra)
+    def pick(value: float, driven: float | None, driven_mode: str) -> float:
+        """The driven mode's own value in that mode, where the checkpoint stores one; else the joint one."""
+        return driven if mode == driven_mode and driven is not None else value
+
+    rescale = Rescale(pick(d.rescale_video, d.driven_rescale_video, "audio_driven"),
+                      pick(d.rescale_audio, d.driven_rescale_audio, "video_driven"))
     if d.guidance == "uniavgen":
         return Guidance(macfg=MACFG(d.text_video_scale, d.text_audio_scale, skip_blocks=d.macfg_skip_blocks),
                         rescale=rescale)
-    video, audio = d.sync_video_scale, d.sync_audio_scale
-    if mode == "audio_driven" and d.driven_sync_video_scale is not None:
-        video = d.driven_sync_video_scale
-    if mode == "video_driven" and d.driven_sync_audio_scale is not None:
-        audio = d.driven_sync_audio_scale
-    return Guidance(sync=SyncCFG(video, audio), text=TextCFG(d.text_video_scale, d.text_audio_scale),
-                    rescale=rescale)
+    sync = SyncCFG(pick(d.sync_video_scale, d.driven_sync_video_scale, "audio_driven"),
+                   pick(d.sync_audio_scale, d.driven_sync_audio_scale, "video_driven"))
+    return Guidance(sync=sync, text=TextCFG(d.text_video_scale, d.text_audio_scale), rescale=rescale)
 
 
 def resolve_defaults(req: Request, d: GenerationDefaults) -> Request:

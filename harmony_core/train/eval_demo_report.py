@@ -96,9 +96,14 @@ def load(folder: str | Path) -> dict:
 
 def sheet(clips: Sequence[Path], out: Path, frames_per_clip: int = 6, overwrite: bool = True) -> Path:
     """A PNG with one row per clip: `frames_per_clip` frames evenly spread over it, upscaled 2x."""
+    clips_frames = [read_video(path, as_float=True)[0] for path in clips]           # [F, H, W, 3] in [0, 1]
+    return _write_sheet(clips_frames, out, frames_per_clip, overwrite)
+
+
+def _write_sheet(clips: Sequence[torch.Tensor], out: Path, frames_per_clip: int, overwrite: bool) -> Path:
+    """One row per clip ([F, H, W, 3] in [0, 1]): `frames_per_clip` frames evenly spread over it, 2x."""
     tiles = []
-    for path in clips:
-        frames, _ = read_video(path, as_float=True)                                 # [F, H, W, 3] in [0, 1]
+    for frames in clips:
         idx = torch.linspace(0, frames.shape[0] - 1, frames_per_clip).round().long()
         tiles += [frames[i] for i in idx]
     write_png(out, contact_sheet(tiles, columns=frames_per_clip, scale=2, gap=2), overwrite=overwrite)
@@ -126,10 +131,7 @@ def prompt_sheet(pipe: HarmonyPipeline, out: Path, seed: int = 0, frames_per_cli
                  prompts: Sequence[tuple[str, str]] = SHEET_PROMPTS, steps: int | None = None) -> Path:
     """Generate one clip per prompt (the checkpoint's defaults, seed `seed`) and write their contact sheet:
     a row per prompt, `frames_per_clip` frames evenly spread over the clip."""
-    tiles = []
-    for video, audio in prompts:
-        res = pipe.generate(Request(prompt=video, audio_prompt=audio, sampling=Sampling(steps=steps, seed=seed)))
-        idx = torch.linspace(0, res.frames.shape[1] - 1, frames_per_clip).round().long()
-        tiles += [res.frames[0, i] for i in idx]
-    write_png(out, contact_sheet(tiles, columns=frames_per_clip, scale=2, gap=2), overwrite=True)
-    return out
+    clips = [pipe.generate(Request(prompt=video, audio_prompt=audio,
+                                   sampling=Sampling(steps=steps, seed=seed))).frames[0]
+             for video, audio in prompts]
+    return _write_sheet(clips, out, frames_per_clip, overwrite=True)
