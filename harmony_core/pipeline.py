@@ -39,6 +39,7 @@ from .sampling import (
     sigmas_for,
     video_driven,
 )
+from .sampling.noise import common_shape, mix_frame_noise
 from .threads import thread_budget
 
 __all__ = ["MAX_SECONDS", "MODES", "Captions", "HarmonyPipeline", "Layout", "Media", "Request", "Result", "Sampling",
@@ -317,7 +318,8 @@ class HarmonyPipeline:
 
     def initial_noise(self, req: Request, lay: Layout) -> tuple[torch.Tensor, torch.Tensor]:
         """The starting noise of `req` (resolved): video [B, Cv, Tv, h, w] then audio [B, Ca, Ta] from one
-        generator seeded with the request's seed."""
+        generator seeded with the request's seed; the video mixed with a frame-common part when the model
+        was trained so (`cfg.frame_noise_share`, sampling/noise.py)."""
         g = torch.Generator().manual_seed(req.sampling.seed)
         s = self.video_codec.spatial_stride
         video = torch.randn(req.batch, self.video_codec.latent_channels, lay.video_frames, lay.height // s,
@@ -327,6 +329,9 @@ class HarmonyPipeline:
             audio = audio.transpose(1, 2).contiguous()                                   # [B, Ca, Ta]
         else:
             audio = torch.randn(req.batch, self.audio_codec.latent_channels, lay.audio_frames, generator=g)
+        share = self.model.cfg.frame_noise_share
+        if share:   # drawn after the audio: a share of 0 leaves every earlier draw as it was
+            video = mix_frame_noise(video, torch.randn(common_shape(video.shape), generator=g), share)
         return video.to(self.device), audio.to(self.device)
 
 

@@ -35,7 +35,16 @@ from .uniavgen_audio import MelAudioTower
 from .uniavgen_interaction import UniAVGenInteraction, UniAVGenPlan
 from .video import VideoGrid, WanVideoTower
 
-__all__ = ["TIMESTEP_SCALE", "HarmonyModel"]
+__all__ = ["TIMESTEP_SCALE", "HarmonyModel", "velocity_from_x0"]
+
+X0_SIGMA_FLOOR = 0.05   # x0 prediction: 1 / sigma is capped at 20 (JiT, arXiv 2511.13720, clips 1 - t at 0.05)
+
+
+def velocity_from_x0(noisy: torch.Tensor, x0: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Flow-matching velocity of an x0 prediction: x_t = (1 - s) x0 + s eps and v = eps - x0 give
+    v = (x_t - x0) / s; s is floored at X0_SIGMA_FLOOR (clean frames, s = 0, are conditions, never used).
+    `sigma` broadcasts against the latents ([B, 1, T, 1, 1] video, [B, 1, T] audio)."""
+    return (noisy.to(x0.dtype) - x0) / sigma.to(x0.dtype).clamp_min(X0_SIGMA_FLOOR)
 
 
 def build_audio_tower(cfg: HarmonyConfig, backend: Backend) -> nn.Module:
@@ -60,6 +69,8 @@ class VideoStream:
 
 class HarmonyModel(nn.Module):
     """forward(video, audio, t_video, t_audio, cond, flags) -> (velocity_video, velocity_audio).
+    With `cfg.prediction == "x0"` (the demo model) the towers output clean latents, turned into the
+    velocity here (`velocity_from_x0`), so samplers and guidance see a velocity either way.
 
     video [B, 48, Tv, H, W] and audio [B, C_a, Ta] noisy latents; t_video [B, Tv] and t_audio [B, Ta]
     noise levels sigma in [0, 1] per latent frame (0 = clean: driven modes and reference frames).
@@ -113,7 +124,11 @@ class HarmonyModel(nn.Module):
                 vs.x, target, ref_tok = self.interaction[str(i)](vs.x, aud.x[:, tr:], aud.x[:, :tr], plan, flags)
                 aud.x = torch.cat([ref_tok, target], dim=1)
         video_out = self.video.unpatchify(self.video.head(vs.x, vs.e, vs.grid), vs.grid)  # [B, 48, lead + Tv, H, W]
-        return video_out[:, :, vs.lead:], self.audio.output(aud)
+        video_out, audio_out = video_out[:, :, vs.lead:], self.audio.output(aud)
+        if self.cfg.prediction == "x0":   # the towers predicted the clean latents: return their velocity
+            video_out = velocity_from_x0(video, video_out, t_video[:, None, :, None, None])
+            audio_out = velocity_from_x0(audio, audio_out, t_audio[:, None, :])
+        return video_out, audio_out
 
     def _video_stream(self, video: torch.Tensor, t_video: torch.Tensor, cond: Conditioning) -> VideoStream:
         t, lead = t_video.float(), 0

@@ -42,6 +42,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float, default=d.ema, help="EMA decay of the exported weights (0 = off)")
     p.add_argument("--interaction", default=None, choices=["gldi", "global", "none"],
                    help="override the preset's interaction (ablation: global = Ovi-style)")
+    p.add_argument("--prediction", default=None, choices=["velocity", "x0"],
+                   help="override what the preset's towers predict (velocity or clean latents x0)")
+    p.add_argument("--frame-noise-share", type=float, default=None,
+                   help="override the share of the video noise common to all latent frames (the demo: 0.5)")
     p.add_argument("--sigma", default=lc.sigma, choices=SIGMA_DISTRIBUTIONS, help="base noise-level draw")
     p.add_argument("--video-weighting", default=lc.video_weighting, choices=VIDEO_WEIGHTINGS,
                    help="video loss per latent channel: uniform, or pixel (what each channel decodes to)")
@@ -67,7 +71,10 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                       text_dropout=args.text_dropout, ref_prob=args.ref_prob,
                       video_weighting=args.video_weighting)
     data = DataConfig(seed=args.seed, batch=args.batch, reuse=args.reuse)
+    overrides = tuple((k, v) for k, v in (("prediction", args.prediction),
+                                          ("frame_noise_share", args.frame_noise_share)) if v is not None)
     return TrainConfig(preset=args.preset, interaction=args.interaction, steps=args.steps, lr=args.lr,
+                       overrides=overrides,
                        warmup=args.warmup, ema=args.ema, seed=args.seed, save_every=args.save_every,
                        loss=loss, data=data)
 
@@ -170,6 +177,7 @@ def add_eval_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rescale-video", type=float, default=None, help="override the CFG-rescale mix (0..1)")
     p.add_argument("--rescale-audio", type=float, default=None, help="override the CFG-rescale mix (0..1)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
+    p.add_argument("--shift", type=float, default=None, help="sampling shift (default: the checkpoint's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--sheet", default=None,
                    help="instead: write a contact sheet PNG of 12 fixed prompts (eval_demo_report.SHEET_PROMPTS)")
@@ -192,7 +200,7 @@ def run_eval_demo(args: argparse.Namespace) -> int:
                                 args.rescale_audio)
     plan = EvalPlan(clips=args.clips, still=args.still, batch=args.batch, seed=args.seed,
                     directions=tuple(x for x in args.directions.split(",") if x), guidance=guidance,
-                    steps=args.steps)
+                    steps=args.steps, shift=args.shift)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate_demo(pipe, out, plan)

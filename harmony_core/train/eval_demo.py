@@ -70,7 +70,7 @@ def _pick(value: float | None, default: float) -> float:
 class EvalPlan:
     """What to generate: `clips` per sync direction, `still` silent prompts, `batch` joint prompts per
     sampler call; `guidance`: changes to the checkpoint's per-mode guidance defaults; `steps` None: the
-    checkpoint's."""
+    checkpoint's; `shift` None: the checkpoint's."""
 
     clips: int = 40
     still: int = 20
@@ -80,6 +80,7 @@ class EvalPlan:
     directions: tuple[str, ...] = DIRECTIONS
     guidance: GuidanceOverride = GuidanceOverride()
     steps: int | None = None
+    shift: float | None = None
 
 
 def joint_prompts(n: int, seed: int = EVAL_SEED) -> list[Clip]:
@@ -91,11 +92,11 @@ def still_prompts(n: int, seed: int = EVAL_SEED) -> list[Clip]:
 
 
 def text_request(clip: Clip | DrivingItem, seed: int, guidance: Guidance, mode: str = "joint",
-                 media: Media = Media(), steps: int | None = None) -> Request:
+                 media: Media = Media(), steps: int | None = None, shift: float | None = None) -> Request:
     prompt = getattr(clip, "video_caption", None) or clip.prompt
     audio = getattr(clip, "audio_caption", None) or clip.audio_prompt
     return Request(mode=mode, prompt=prompt, audio_prompt=audio, transcript=clip.transcript, media=media,
-                   sampling=Sampling(steps=steps, seed=seed), guidance=guidance)
+                   sampling=Sampling(steps=steps, shift=shift, seed=seed), guidance=guidance)
 
 
 def _save(folder: Path, name: str, frames: torch.Tensor, fps: Fraction, wave: torch.Tensor, sr: int) -> dict:
@@ -111,7 +112,7 @@ def _generate_joint(pipe: HarmonyPipeline, clips: Sequence[Clip], plan: EvalPlan
     for start in range(0, len(clips), plan.batch):
         part = clips[start:start + plan.batch]
         guidance = plan.guidance.apply(pipe.model.cfg.defaults, "joint")
-        reqs = [text_request(c, first_seed + start + i, guidance, steps=plan.steps) for i, c in enumerate(part)]
+        reqs = [text_request(c, first_seed + start + i, guidance, steps=plan.steps, shift=plan.shift) for i, c in enumerate(part)]
         video, audio, lay = sample_requests(pipe, reqs)
         res = pipe.decode(video, audio, lay)
         for i, clip in enumerate(part):
@@ -138,7 +139,7 @@ def _generate_driven(pipe: HarmonyPipeline, items: Sequence[DrivingItem], plan: 
         else:
             media = Media(video=(item.frames * 2 - 1).permute(3, 0, 1, 2).contiguous())   # [3, F, H, W]
         guidance = plan.guidance.apply(pipe.model.cfg.defaults, mode)
-        res = pipe.generate(text_request(item, plan.drive_seed + i, guidance, mode, media, plan.steps))
+        res = pipe.generate(text_request(item, plan.drive_seed + i, guidance, mode, media, plan.steps, plan.shift))
         row = _save(folder, f"{i:03d}_{item.kind}", res.frames[0], res.fps, res.wave[0], res.sample_rate)
         row.update(prompt=item.prompt, kind=item.kind)
         rows.append(row)

@@ -149,3 +149,33 @@ def test_transcript_fit_pads_and_truncates():
     assert fit_to_length(ids, 6)[:, 4:].eq(FILLER_ID).all()
     assert fit_to_length(ids, 3).shape == (2, 3)
     assert encode_transcripts(["你好"]).shape[1] == 6   # UTF-8 bytes: language agnostic
+
+
+def test_x0_prediction_returns_the_velocity_of_the_towers_output(model):
+    """prediction = "x0": the same towers' output is read as clean latents; forward returns (x_t - out) / s
+    (s floored at X0_SIGMA_FLOOR), so one Euler step to sigma 0 lands exactly on the towers' output."""
+    from harmony_core.model.harmony import X0_SIGMA_FLOOR, velocity_from_x0
+    x0_model = HarmonyModel(model.cfg.replace(prediction="x0")).eval()
+    x0_model.load_state_dict(model.state_dict())
+    video, audio, tv, ta, cond = _inputs()
+    tv[:, 1:] = tv[:, 1:].clamp_min(0.1)
+    tv[0, 0] = 0.0                                                      # a clean (held) frame: the floor
+    with torch.no_grad():
+        raw_v, raw_a = model(video, audio, tv, ta, cond)                # velocity model = the towers' output
+        vel_v, vel_a = x0_model(video, audio, tv, ta, cond)
+    s_v = tv.clamp_min(X0_SIGMA_FLOOR)[:, None, :, None, None]
+    torch.testing.assert_close(vel_v, (video - raw_v) / s_v)
+    torch.testing.assert_close(vel_a, velocity_from_x0(audio, raw_a, ta[:, None, :]))
+    torch.testing.assert_close(video[:, :, 1:] - tv[:, None, 1:, None, None] * vel_v[:, :, 1:], raw_v[:, :, 1:])
+
+
+def test_prediction_is_stored_and_defaults_to_velocity():
+    from harmony_core.config import HarmonyConfig
+    cfg = preset("tiny")
+    assert cfg.prediction == "velocity" and preset("demo").prediction == "x0"
+    assert HarmonyConfig.from_json(cfg.replace(prediction="x0").to_json()).prediction == "x0"
+    old = cfg.to_dict()
+    del old["prediction"]                                               # files written before the field
+    assert HarmonyConfig.from_dict(old).prediction == "velocity"
+    with pytest.raises(ValueError, match="prediction"):
+        cfg.replace(prediction="eps")
