@@ -39,7 +39,7 @@ from .sampling import (
     sigmas_for,
     video_driven,
 )
-from .sampling.noise import common_shape, mix_frame_noise
+from .sampling.noise import with_frame_common
 from .threads import thread_budget
 
 __all__ = ["MAX_SECONDS", "MODES", "Captions", "HarmonyPipeline", "Layout", "Media", "Request", "Result", "Sampling",
@@ -329,9 +329,7 @@ class HarmonyPipeline:
             audio = audio.transpose(1, 2).contiguous()                                   # [B, Ca, Ta]
         else:
             audio = torch.randn(req.batch, self.audio_codec.latent_channels, lay.audio_frames, generator=g)
-        share = self.model.cfg.frame_noise_share
-        if share:   # drawn after the audio: a share of 0 leaves every earlier draw as it was
-            video = mix_frame_noise(video, torch.randn(common_shape(video.shape), generator=g), share)
+        video = with_frame_common(video, self.model.cfg.frame_noise_share, g)   # drawn after the audio
         return video.to(self.device), audio.to(self.device)
 
 

@@ -45,7 +45,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prediction", default=None, choices=["velocity", "x0"],
                    help="override what the preset's towers predict (velocity or clean latents x0)")
     p.add_argument("--frame-noise-share", type=float, default=None,
-                   help="override the share of the video noise common to all latent frames (the demo: 0.5)")
+                   help="override the share of the video noise common to all latent frames (default 0: i.i.d.)")
     p.add_argument("--sigma", default=lc.sigma, choices=SIGMA_DISTRIBUTIONS, help="base noise-level draw")
     p.add_argument("--video-weighting", default=lc.video_weighting, choices=VIDEO_WEIGHTINGS,
                    help="video loss per latent channel: uniform, or pixel (what each channel decodes to)")

@@ -35,7 +35,7 @@ from ..model.conditioning import Conditioning
 from ..model.harmony import HarmonyModel
 from ..model.text_encoder import tokenize
 from ..model.transcript import encode_transcripts
-from ..sampling.noise import common_shape, mix_frame_noise
+from ..sampling.noise import with_frame_common
 from .checkpoint import TrainState, load_train_state, save_train_state
 from .data import DataConfig, LatentBatch, SyntheticLatents
 from .losses import (
@@ -185,9 +185,7 @@ class Trainer:
         r = int(rows.item.shape[0])
         noise_v = torch.randn((r, *video.shape[1:]), generator=g).to(dev)
         noise_a = torch.randn((r, *audio.shape[1:]), generator=g).to(dev)
-        share = self.model.cfg.frame_noise_share
-        if share:   # drawn last: a share of 0 leaves the run's other draws as they were
-            noise_v = mix_frame_noise(noise_v, torch.randn(common_shape(noise_v.shape), generator=g), share)
+        noise_v = with_frame_common(noise_v, self.model.cfg.frame_noise_share, g)   # drawn last
         inputs = make_inputs(video, audio, noise_v, noise_a, rows.to(dev))
         keep = (torch.rand(batch.size, generator=g) >= lc.text_dropout)[rows.item].tolist()     # [R]
         items = rows.item.tolist()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harmony_core.sampling.noise import common_shape, mix_frame_noise
+from harmony_core.sampling.noise import mix_frame_noise, with_frame_common
 
 SHAPE = (4, 4, 3, 64, 64)     # 65,536 elements per frame: a correlation estimate has std ~ 1 / 256
 
@@ -12,7 +12,7 @@ SHAPE = (4, 4, 3, 64, 64)     # 65,536 elements per frame: a correlation estimat
 @pytest.mark.parametrize("share", [0.0, 0.5, 0.8])
 def test_unit_variance_and_frame_correlation(share):
     g = torch.Generator().manual_seed(0)
-    ind, common = torch.randn(SHAPE, generator=g), torch.randn(common_shape(SHAPE), generator=g)
+    ind, common = torch.randn(SHAPE, generator=g), torch.randn((*SHAPE[:2], 1, *SHAPE[3:]), generator=g)
     x = mix_frame_noise(ind, common, share)
     assert x.shape == SHAPE
     # 5 standard errors: var of a unit-variance Gaussian estimated from n = 196,608 values has std sqrt(2/n)
@@ -24,7 +24,9 @@ def test_unit_variance_and_frame_correlation(share):
 
 def test_share_zero_is_the_independent_noise_and_bad_shares_are_refused():
     ind = torch.randn(SHAPE)
-    assert mix_frame_noise(ind, torch.randn(common_shape(SHAPE)), 0.0) is ind
+    g = torch.Generator().manual_seed(1)
+    assert with_frame_common(ind, 0.0, g) is ind
+    assert torch.equal(torch.randn(2, generator=g), torch.randn(2, generator=torch.Generator().manual_seed(1)))
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="share"):
             mix_frame_noise(ind, ind[:, :, :1], bad)

@@ -151,3 +151,20 @@ def test_cli_trains_one_demo_step(tmp_path):
     model, _ = load_model(tmp_path / "demo.safetensors")
     assert model.cfg.name == "demo"
     assert (tmp_path / STATE_FILE).is_file() and (tmp_path / LOG_FILE).is_file()
+
+
+def test_frame_noise_share_changes_only_the_video_noise(tmp_path):
+    """A model config with frame_noise_share trains on mixed video noise (sampling/noise.py); every other draw
+    of the step (rows, noise levels, audio noise, dropout) stays what the i.i.d. run draws."""
+    calls = []
+    for name, extra in (("iid", ()), ("mixed", (("frame_noise_share", 0.5),))):
+        config = TrainConfig(preset="tiny", overrides=TINY_DEMO + extra, steps=1, lr=2e-3, warmup=5,
+                             save_every=1000, ema=0.0, data=DataConfig(batch=4, spec=SMALL_CLIPS, window=16))
+        trainer = Trainer(config, tmp_path / name)
+        spy = Spy(trainer.model)
+        trainer.train_step()
+        calls.append(spy.calls[0])
+    (v0, a0, tv0, ta0, _), (v1, a1, tv1, ta1, _) = calls
+    assert torch.equal(a0, a1) and torch.equal(tv0, tv1) and torch.equal(ta0, ta1)
+    noised = tv0[:, 0] > 0                                        # rows whose video is generated
+    assert not torch.equal(v0[noised], v1[noised]) and torch.equal(v0[~noised], v1[~noised])
