@@ -19,8 +19,6 @@ def mix_frame_noise(independent: torch.Tensor, common: torch.Tensor, share: floa
     shape as `independent`, unit variance per element, correlation `share` between frames."""
     if not 0.0 <= share < 1.0:
         raise ValueError(f"frame noise share must lie in [0, 1), got {share}")
-    if share == 0.0:
-        return independent
     return math.sqrt(1.0 - share) * independent + math.sqrt(share) * common.to(independent)
 
 

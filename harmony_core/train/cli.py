@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from ..config import PREDICTIONS
 from .data import DataConfig
 from .losses import SCHEDULES, SIGMA_DISTRIBUTIONS, TASK_SETS, VIDEO_WEIGHTINGS, LossConfig
 from .trainer import TrainConfig, Trainer, init_distributed, stop_step
@@ -42,7 +43,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float, default=d.ema, help="EMA decay of the exported weights (0 = off)")
     p.add_argument("--interaction", default=None, choices=["gldi", "global", "none"],
                    help="override the preset's interaction (ablation: global = Ovi-style)")
-    p.add_argument("--prediction", default=None, choices=["velocity", "x0"],
+    p.add_argument("--prediction", default=None, choices=PREDICTIONS,
                    help="override what the preset's towers predict (velocity or clean latents x0)")
     p.add_argument("--frame-noise-share", type=float, default=None,
                    help="override the share of the video noise common to all latent frames (default 0: i.i.d.)")

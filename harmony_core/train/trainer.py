@@ -185,7 +185,7 @@ class Trainer:
         r = int(rows.item.shape[0])
         noise_v = torch.randn((r, *video.shape[1:]), generator=g).to(dev)
         noise_a = torch.randn((r, *audio.shape[1:]), generator=g).to(dev)
-        noise_v = with_frame_common(noise_v, self.model.cfg.frame_noise_share, g)   # drawn last
+        noise_v = with_frame_common(noise_v, self.model.cfg.frame_noise_share, g)   # after the audio noise
         inputs = make_inputs(video, audio, noise_v, noise_a, rows.to(dev))
         keep = (torch.rand(batch.size, generator=g) >= lc.text_dropout)[rows.item].tolist()     # [R]
         items = rows.item.tolist()

@@ -154,8 +154,9 @@ def test_cli_trains_one_demo_step(tmp_path):
 
 
 def test_frame_noise_share_changes_only_the_video_noise(tmp_path):
-    """A model config with frame_noise_share trains on mixed video noise (sampling/noise.py); every other draw
-    of the step (rows, noise levels, audio noise, dropout) stays what the i.i.d. run draws."""
+    """A model config with frame_noise_share trains on mixed video noise (sampling/noise.py); the draws before
+    it (rows, noise levels, audio noise) stay what the i.i.d. run draws (later ones, caption dropout and the
+    reference crop, come from the shifted generator)."""
     calls = []
     for name, extra in (("iid", ()), ("mixed", (("frame_noise_share", 0.5),))):
         config = TrainConfig(preset="tiny", overrides=TINY_DEMO + extra, steps=1, lr=2e-3, warmup=5,
