@@ -50,6 +50,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", default=lc.sigma, choices=SIGMA_DISTRIBUTIONS, help="base noise-level draw")
     p.add_argument("--video-weighting", default=lc.video_weighting, choices=VIDEO_WEIGHTINGS,
                    help="video loss per latent channel: uniform, or pixel (what each channel decodes to)")
+    p.add_argument("--sigma-floor", type=float, default=lc.sigma_floor,
+                   help="scale the loss of rows below this noise level by (sigma/floor)^2 (0 = off)")
+    p.add_argument("--motion-weight", type=float, default=lc.motion_weight,
+                   help="extra video loss weight where the clean latents change between frames (0 = off)")
+    p.add_argument("--temporal-weight", type=float, default=lc.temporal_weight,
+                   help="add this multiple of the video error's frame-to-frame change to the loss (0 = off)")
     p.add_argument("--text-dropout", type=float, default=lc.text_dropout, help="caption+transcript dropout")
     p.add_argument("--ref-prob", type=float, default=lc.ref_prob,
                    help="share of batches with reference audio")
@@ -70,7 +76,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
     loss = LossConfig(tasks=args.tasks, schedule=args.schedule, sigma=args.sigma,
                       weights=parse_task_weights(args.task_weights),
                       text_dropout=args.text_dropout, ref_prob=args.ref_prob,
-                      video_weighting=args.video_weighting)
+                      video_weighting=args.video_weighting, sigma_floor=args.sigma_floor,
+                      motion_weight=args.motion_weight, temporal_weight=args.temporal_weight)
     data = DataConfig(seed=args.seed, batch=args.batch, reuse=args.reuse)
     overrides = tuple((k, v) for k, v in (("prediction", args.prediction),
                                           ("frame_noise_share", args.frame_noise_share)) if v is not None)

@@ -40,7 +40,16 @@ class LossConfig:
     each item's own clean audio, ref_seconds long (paper stage 1); it conditions, it is never supervised.
     video_weighting: "uniform" (every latent channel alike) or "pixel" (each channel weighted by the
     energy it decodes to, i.e. the loss measured in pixel space; for linear codecs such as the demo
-    codec, see `pixel_channel_weights`)."""
+    codec, see `pixel_channel_weights`).
+
+    Loss shaping (all off by default): sigma_floor scales the loss of rows below that noise level by
+    (sigma / sigma_floor)^2, so with x0 prediction the x0 error weighs at most 1 / sigma_floor^2 instead of
+    1 / sigma^2 (rows the sampler never visits stop dominating the clipped gradient); motion_weight
+    weights each video latent position by 1 + motion_weight * min(d / mean(d), motion_cap), d = the clean
+    latents' squared change from the previous latent frame (mean over channels, row mean over positions);
+    temporal_weight adds that multiple of the squared frame-to-frame change of the video error, a
+    quadratic form in the error, so the optimum stays the conditional mean while errors that differ
+    between frames (flicker, mistimed events) get more of the gradient."""
 
     tasks: str = "cts"
     schedule: str = "sample"
@@ -53,6 +62,10 @@ class LossConfig:
     ref_prob: float = 0.1
     ref_seconds: tuple[float, float] = (0.5, 1.0)
     video_weighting: str = "uniform"
+    sigma_floor: float = 0.0
+    motion_weight: float = 0.0
+    motion_cap: float = 20.0
+    temporal_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.tasks in TASK_SETS, f"tasks {self.tasks!r} is not one of {TASK_SETS}")
@@ -65,6 +78,10 @@ class LossConfig:
                f"got {self.weights}")
         _check(0.0 <= self.text_dropout < 1.0, f"text_dropout must lie in [0, 1), got {self.text_dropout}")
         _check(0.0 <= self.ref_prob <= 1.0, f"ref_prob must lie in [0, 1], got {self.ref_prob}")
+        _check(all(x >= 0 for x in (self.sigma_floor, self.motion_weight, self.temporal_weight))
+               and self.sigma_floor < 1 and self.motion_cap > 0,
+               f"sigma_floor must lie in [0, 1), motion_weight and temporal_weight >= 0, motion_cap > 0; got "
+               f"{self.sigma_floor}, {self.motion_weight}, {self.temporal_weight}, {self.motion_cap}")
         lo, hi = self.ref_seconds
         _check(0 < lo <= hi, f"ref_seconds must be (lo, hi) with 0 < lo <= hi, got {self.ref_seconds}")
 
@@ -102,6 +119,7 @@ class NoisyInputs:
     weight_video: torch.Tensor
     weight_audio: torch.Tensor
     rows: Rows
+    clean_video: torch.Tensor | None = None   # [R, Cv, Tv, h, w] x0 of each row (for motion weighting)
 
 
 def sample_sigmas(n: int, config: LossConfig, generator: torch.Generator) -> torch.Tensor:
@@ -149,7 +167,7 @@ def make_inputs(video: torch.Tensor, audio: torch.Tensor, noise_video: torch.Ten
     weight_v = rows.weight * (rows.task != VIDEO_DRIVEN).float()
     weight_a = rows.weight * (rows.task != AUDIO_DRIVEN).float()
     return NoisyInputs(noisy_v, noisy_a, t_video, t_audio, noise_video - x0_v, noise_audio - x0_a,
-                       weight_v, weight_a, rows)
+                       weight_v, weight_a, rows, x0_v)
 
 
 @torch.no_grad()
@@ -168,21 +186,44 @@ def pixel_channel_weights(video_codec: torch.nn.Module, channels: int) -> torch.
     return energy / energy.mean()
 
 
+def motion_weights(clean_video: torch.Tensor, weight: float, cap: float) -> torch.Tensor:
+    """[R, Cv, Tv, h, w] clean latents -> [R, 1, Tv, h, w] position weights 1 + weight * min(d / mean d, cap):
+    d = squared change from the previous latent frame (mean over channels; latent frame 0 has none), mean d
+    over the row's positions (a row without motion gets weight 1 everywhere)."""
+    d = (clean_video[:, :, 1:] - clean_video[:, :, :-1]).float().pow(2).mean(1, keepdim=True)   # [R, 1, Tv-1, h, w]
+    d = torch.nn.functional.pad(d, (0, 0, 0, 0, 1, 0))                                       # [R, 1, Tv, h, w]
+    mean = d.flatten(1).mean(1).view(-1, 1, 1, 1, 1)
+    ratio = torch.where(mean > 0, d / mean.clamp_min(1e-12), torch.zeros_like(d))
+    return 1.0 + weight * ratio.clamp(max=cap)
+
+
+def _row_scale(sigma: torch.Tensor, floor: float) -> torch.Tensor:
+    """[R] loss scale (sigma / floor)^2 below `floor`, 1 above (all ones when floor is 0)."""
+    if floor <= 0:
+        return torch.ones_like(sigma)
+    return (sigma / floor).clamp(max=1.0).pow(2)
+
+
 def flow_loss(pred_video: torch.Tensor, pred_audio: torch.Tensor, inputs: NoisyInputs,
-              batch: int, video_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+              batch: int, video_weights: torch.Tensor | None = None,
+              config: LossConfig | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted objective (mean over the `batch` items) and per-task figures for logging.
 
     Per row, mse over all latent elements of each modality; a modality with weight 0 (the clean one of a
     driven task) contributes neither loss nor gradient. Logged (unweighted means over the rows of a task):
     joint_video, joint_audio, audio_driven (its video loss), video_driven (its audio loss).
-    video_weights [Cv] (mean 1) weight the video channels (None: all alike).
+    video_weights [Cv] (mean 1) weight the video channels (None: all alike). `config` adds its loss
+    shaping (sigma_floor, motion_weight, temporal_weight; see LossConfig); the logged figures stay the
+    plain mse.
     """
-    err_v = (pred_video.float() - inputs.target_video).pow(2)                          # [R, Cv, Tv, h, w]
+    diff_v = pred_video.float() - inputs.target_video                                  # [R, Cv, Tv, h, w]
+    err_v = diff_v.pow(2)
     if video_weights is not None:
         err_v = err_v * video_weights.to(err_v).view(1, -1, *([1] * (err_v.ndim - 2)))
     mse_v = err_v.flatten(1).mean(1)                                                   # [R]
     mse_a = (pred_audio.float() - inputs.target_audio).pow(2).flatten(1).mean(1)       # [R]
-    total = ((inputs.weight_video * mse_v).sum() + (inputs.weight_audio * mse_a).sum()) / batch
+    loss_v, loss_a = _shaped(mse_v, mse_a, err_v, diff_v, inputs, config)
+    total = ((inputs.weight_video * loss_v).sum() + (inputs.weight_audio * loss_a).sum()) / batch
     task = inputs.rows.task
     stats: dict[str, float] = {}
     logged = (("joint_video", mse_v, JOINT), ("joint_audio", mse_a, JOINT),
@@ -192,6 +233,23 @@ def flow_loss(pred_video: torch.Tensor, pred_audio: torch.Tensor, inputs: NoisyI
         if chosen.numel():
             stats[name] = float(chosen.mean())
     return total, stats
+
+
+def _shaped(mse_v: torch.Tensor, mse_a: torch.Tensor, err_v: torch.Tensor, diff_v: torch.Tensor,
+            inputs: NoisyInputs, config: LossConfig | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row video and audio losses [R] with the config's shaping applied (the plain mse without one)."""
+    if config is None:
+        return mse_v, mse_a
+    loss_v = mse_v
+    if config.motion_weight > 0:
+        if inputs.clean_video is None:
+            raise ValueError("motion_weight needs the rows' clean video (make_inputs provides it)")
+        loss_v = (err_v * motion_weights(inputs.clean_video, config.motion_weight, config.motion_cap)).flatten(1).mean(1)
+    if config.temporal_weight > 0 and diff_v.shape[2] > 1:
+        step = (diff_v[:, :, 1:] - diff_v[:, :, :-1]).pow(2).flatten(1).mean(1)        # [R]
+        loss_v = loss_v + config.temporal_weight * step
+    scale = _row_scale(inputs.rows.sigma.to(mse_v), config.sigma_floor)                 # [R]
+    return loss_v * scale, mse_a * scale
 
 
 def reference_crops(audio: torch.Tensor, rows: Rows, length: int, generator: torch.Generator) -> torch.Tensor:

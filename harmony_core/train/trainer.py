@@ -212,7 +212,8 @@ class Trainer:
         g = step_generator(self.config.seed, self.step, self.rank)
         inputs, extra = self._inputs(batch, g)
         pred_v, pred_a = self.net(inputs.video, inputs.audio, inputs.t_video, inputs.t_audio, *extra)
-        total, stats = flow_loss(pred_v, pred_a, inputs, batch.size, self.video_weights)
+        total, stats = flow_loss(pred_v, pred_a, inputs, batch.size, self.video_weights,
+                                  self.config.loss)
         lr = self.config.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -135,3 +135,62 @@ def test_pixel_weighting_measures_the_video_loss_in_pixel_space():
     impulses[:, :, 1, 0, 0] = 0.1 * torch.eye(6)
     unit = codec.decode(impulses)[:, :, 1:].pow(2).flatten(1).sum(1) / 0.01    # pixel energy per unit latent
     torch.testing.assert_close(total * 12 * unit.mean(), pixels, rtol=1e-4, atol=1e-7)
+
+
+def _one_row(video: torch.Tensor, sigma: float = 0.5):
+    """One audio-driven row (video supervised only) over `video` [1, C, T, h, w] clean latents."""
+    rows = _rows([AUDIO_DRIVEN], [sigma])
+    return make_inputs(video, torch.zeros(1, 2, 3), torch.zeros_like(video), torch.zeros(1, 2, 3), rows)
+
+
+def test_motion_weights_mark_where_the_clean_latents_change():
+    from harmony_core.train.losses import motion_weights
+    still = torch.randn(1, 4, 5, 2, 3)
+    still[:, :, 1:] = still[:, :, :1]                                   # the same latent frame 5 times
+    assert torch.equal(motion_weights(still, 2.0, 20.0), torch.ones(1, 1, 5, 2, 3))
+    moving = still.clone()
+    moving[0, :, 3:, 1, 2] += 1.0                                       # one position changes at frame 3
+    w = motion_weights(moving, 2.0, 20.0)
+    # d is 1 at (3, 1, 2) and 0 elsewhere over 5 * 2 * 3 = 30 positions: ratio 30, capped at 20
+    expected = torch.ones(1, 1, 5, 2, 3)
+    expected[0, 0, 3, 1, 2] = 1 + 2.0 * 20.0
+    torch.testing.assert_close(w, expected)
+    torch.testing.assert_close(motion_weights(moving, 2.0, 100.0)[0, 0, 3, 1, 2], torch.tensor(61.0))
+
+
+def test_temporal_weight_charges_only_errors_that_change_between_frames():
+    video = torch.zeros(1, 2, 4, 1, 1)
+    x = _one_row(video)
+    config = LossConfig(temporal_weight=3.0)
+    static = torch.full_like(video, 0.5)                                 # error 0.5 in every frame
+    torch.testing.assert_close(flow_loss(static, torch.zeros(1, 2, 3), x, 1, config=config)[0],
+                               flow_loss(static, torch.zeros(1, 2, 3), x, 1)[0])
+    alternating = 0.5 * torch.tensor([1.0, -1.0, 1.0, -1.0]).view(1, 1, 4, 1, 1).expand_as(video)
+    # mse 0.25; each of the 3 steps changes by 1.0: + 3 * 1.0
+    total, stats = flow_loss(alternating, torch.zeros(1, 2, 3), x, 1, config=config)
+    torch.testing.assert_close(total, torch.tensor(0.25 + 3.0))
+    assert stats["audio_driven"] == pytest.approx(0.25)                 # the logged figure stays the mse
+
+
+def test_sigma_floor_scales_rows_below_it():
+    video = torch.zeros(1, 2, 3, 1, 1)
+    pred = torch.ones_like(video)
+    config = LossConfig(sigma_floor=0.2)
+    low = flow_loss(pred, torch.zeros(1, 2, 3), _one_row(video, sigma=0.05), 1, config=config)[0]
+    high = flow_loss(pred, torch.zeros(1, 2, 3), _one_row(video, sigma=0.5), 1, config=config)[0]
+    torch.testing.assert_close(low, torch.tensor((0.05 / 0.2) ** 2))
+    torch.testing.assert_close(high, torch.tensor(1.0))
+
+
+def test_loss_shaping_settings_are_checked_and_reach_the_trainer():
+    import argparse
+
+    from harmony_core.train.cli import add_train_arguments, train_config
+    for bad in ({"sigma_floor": 1.0}, {"motion_weight": -1.0}, {"temporal_weight": -0.5}, {"motion_cap": 0.0}):
+        with pytest.raises(ValueError, match="sigma_floor"):
+            LossConfig(**bad)
+    p = argparse.ArgumentParser()
+    add_train_arguments(p)
+    args = p.parse_args(["--out", "x", "--sigma-floor", "0.15", "--motion-weight", "1", "--temporal-weight", "2"])
+    loss = train_config(args).loss
+    assert (loss.sigma_floor, loss.motion_weight, loss.temporal_weight) == (0.15, 1.0, 2.0)
