@@ -36,17 +36,18 @@ def test_joint_shapes_and_duration(pipe):
 
 
 def test_guidance_defaults_follow_the_mode(pipe):
-    d = pipe.model.cfg.defaults                                         # demo: joint 1.5 / 1.5, driven 2 / 3
+    d = pipe.model.cfg.defaults                                         # demo: joint 1 / 1 (off), driven 2 / 3
     audio = torch.zeros(17 * 16000 // 25)
     video = torch.zeros(3, 17, 32, 32)
     joint = pipe.resolve(Request(**SMALL))
     by_audio = pipe.resolve(Request(mode="audio_driven", media=Media(audio=audio), **SMALL))
     by_video = pipe.resolve(Request(mode="video_driven", media=Media(video=video), **SMALL))
     sync = joint.guidance.sync
-    assert (sync.video_scale, sync.audio_scale) == (d.sync_video_scale, d.sync_audio_scale) == (1.5, 1.5)
+    assert (sync.video_scale, sync.audio_scale) == (d.sync_video_scale, d.sync_audio_scale) == (1.0, 1.0)
     assert by_audio.guidance.sync.video_scale == d.driven_sync_video_scale == 2.0
     assert by_video.guidance.sync.audio_scale == d.driven_sync_audio_scale == 3.0
-    # CFG-rescale: joint 0.7 / 1 (guided loudness held to the unguided one); video-driven audio keeps the
+    # CFG-rescale: joint 0.7 / 1 (for a user who raises the joint scales: guided loudness held to the
+    # unguided one); video-driven audio keeps the
     # loudness guidance gives it (its own default, 0), audio-driven video the joint video factor
     assert (joint.guidance.rescale.video, joint.guidance.rescale.audio) == (0.7, 1.0)
     assert by_audio.guidance.rescale.video == d.driven_rescale_video == 0.7

@@ -79,8 +79,10 @@ def text_to_av() -> dict:
         "the red circle lands with a mid-pitched ringing ping; the blue square lands with a low dull knock, "
         "over a faint hiss", "", "joint", "text_to_av")
     note = _note("Text -> audio + video (joint mode). Both streams are generated together from the "
-                 "captions; SyncCFG (sync_video_scale / sync_audio_scale) ties the impacts to the "
-                 "sounds. Runs on the CPU with the bundled demo model (64x64, 81 frames at 25 fps).")
+                 "captions, each tower reading the other's frames at every layer, which ties the impacts "
+                 "to the sounds. SyncCFG (sync_video_scale / sync_audio_scale) stays at 1 (off): on the "
+                 "demo model it lowered joint sync. Runs on the CPU with the bundled demo model (64x64, "
+                 "81 frames at 25 fps).")
     return _spec("harmony_text_to_audio_video", [note, *nodes], links)
 
 
