@@ -190,8 +190,8 @@ def motion_weights(clean_video: torch.Tensor, weight: float, cap: float) -> torc
     """[R, Cv, Tv, h, w] clean latents -> [R, 1, Tv, h, w] position weights 1 + weight * min(d / mean d, cap):
     d = squared change from the previous latent frame (mean over channels; latent frame 0 has none), mean d
     over the row's positions (a row without motion gets weight 1 everywhere)."""
-    d = (clean_video[:, :, 1:] - clean_video[:, :, :-1]).float().pow(2).mean(1, keepdim=True)   # [R, 1, Tv-1, h, w]
-    d = torch.nn.functional.pad(d, (0, 0, 0, 0, 1, 0))                                       # [R, 1, Tv, h, w]
+    step = clean_video[:, :, 1:] - clean_video[:, :, :-1]                              # [R, Cv, Tv-1, h, w]
+    d = torch.nn.functional.pad(step.float().pow(2).mean(1, keepdim=True), (0, 0, 0, 0, 1, 0))  # [R, 1, Tv, h, w]
     mean = d.flatten(1).mean(1).view(-1, 1, 1, 1, 1)
     ratio = torch.where(mean > 0, d / mean.clamp_min(1e-12), torch.zeros_like(d))
     return 1.0 + weight * ratio.clamp(max=cap)
@@ -244,7 +244,8 @@ def _shaped(mse_v: torch.Tensor, mse_a: torch.Tensor, err_v: torch.Tensor, diff_
     if config.motion_weight > 0:
         if inputs.clean_video is None:
             raise ValueError("motion_weight needs the rows' clean video (make_inputs provides it)")
-        loss_v = (err_v * motion_weights(inputs.clean_video, config.motion_weight, config.motion_cap)).flatten(1).mean(1)
+        weights = motion_weights(inputs.clean_video, config.motion_weight, config.motion_cap)  # [R, 1, Tv, h, w]
+        loss_v = (err_v * weights).flatten(1).mean(1)
     if config.temporal_weight > 0 and diff_v.shape[2] > 1:
         step = (diff_v[:, :, 1:] - diff_v[:, :, :-1]).pow(2).flatten(1).mean(1)        # [R]
         loss_v = loss_v + config.temporal_weight * step

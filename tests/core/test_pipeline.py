@@ -47,8 +47,8 @@ def test_guidance_defaults_follow_the_mode(pipe):
     assert by_audio.guidance.sync.video_scale == d.driven_sync_video_scale == 2.0
     assert by_video.guidance.sync.audio_scale == d.driven_sync_audio_scale == 3.0
     # CFG-rescale: joint 0.7 / 1 (for a user who raises the joint scales: guided loudness held to the
-    # unguided one); video-driven audio keeps the
-    # loudness guidance gives it (its own default, 0), audio-driven video the joint video factor
+    # unguided one); video-driven audio keeps the loudness guidance gives it (its own default, 0),
+    # audio-driven video the joint video factor
     assert (joint.guidance.rescale.video, joint.guidance.rescale.audio) == (0.7, 1.0)
     assert by_audio.guidance.rescale.video == d.driven_rescale_video == 0.7
     assert by_video.guidance.rescale.audio == d.driven_rescale_audio == 0.0
