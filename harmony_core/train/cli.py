@@ -15,6 +15,7 @@ import torch
 from ..config import PREDICTIONS
 from .data import DataConfig
 from .losses import SCHEDULES, SIGMA_DISTRIBUTIONS, TASK_SETS, VIDEO_WEIGHTINGS, LossConfig
+from .synthetic import SceneSpec
 from .trainer import TrainConfig, Trainer, init_distributed, stop_step
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-dropout", type=float, default=lc.text_dropout, help="caption+transcript dropout")
     p.add_argument("--ref-prob", type=float, default=lc.ref_prob,
                    help="share of batches with reference audio")
+    p.add_argument("--variety", type=float, default=DataConfig().spec.variety,
+                   help="chance (0..1) of each plainer event mark / jittered timing in a training clip")
+    p.add_argument("--cond-variety", type=float, default=DataConfig().cond_variety,
+                   help="chance (0..1) of each plainer event mark in what a driven task is given")
     p.add_argument("--reuse", type=float, default=DataConfig().reuse, help="average steps each clip serves")
     p.add_argument("--save-every", type=int, default=d.save_every, help="steps between saved states")
     p.add_argument("--stop-at", type=int, default=None,
@@ -78,7 +83,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
                       text_dropout=args.text_dropout, ref_prob=args.ref_prob,
                       video_weighting=args.video_weighting, sigma_floor=args.sigma_floor,
                       motion_weight=args.motion_weight, temporal_weight=args.temporal_weight)
-    data = DataConfig(seed=args.seed, batch=args.batch, reuse=args.reuse)
+    data = DataConfig(seed=args.seed, batch=args.batch, reuse=args.reuse,
+                      spec=SceneSpec(variety=args.variety), cond_variety=args.cond_variety)
     overrides = tuple((k, v) for k, v in (("prediction", args.prediction),
                                           ("frame_noise_share", args.frame_noise_share)) if v is not None)
     return TrainConfig(preset=args.preset, interaction=args.interaction, steps=args.steps, lr=args.lr,

@@ -21,6 +21,7 @@ import torch
 from .. import timeline
 from ..codecs.base import AudioCodec, VideoCodec
 from .synthetic import KINDS, Clip, SceneSpec, stream_clip
+from .synthetic_variety import condition_variation
 
 _Texts = tuple[str, str, str, str]   # video caption, audio caption, transcript, scene kind
 
@@ -28,7 +29,8 @@ _Texts = tuple[str, str, str, str]   # video caption, audio caption, transcript,
 @dataclass(frozen=True)
 class DataConfig:
     """Where training clips come from. reuse: average number of steps a clip serves (1 = every clip is
-    new); window: how many recent clips the re-used picks come from."""
+    new); window: how many recent clips the re-used picks come from; cond_variety: chance of each plainer
+    event mark in the given modality of the driven tasks (synthetic_variety.condition_variation)."""
 
     seed: int = 0
     batch: int = 8
@@ -36,6 +38,7 @@ class DataConfig:
     window: int = 256
     kinds: tuple[str, ...] = KINDS
     spec: SceneSpec = field(default_factory=SceneSpec)
+    cond_variety: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -44,6 +47,8 @@ class DataConfig:
             raise ValueError(f"reuse must lie in [1, batch={self.batch}], got {self.reuse}")
         if self.window < self.batch:
             raise ValueError(f"window ({self.window}) must hold at least one batch ({self.batch})")
+        if not 0.0 <= self.cond_variety <= 1.0:
+            raise ValueError(f"cond_variety is a probability in [0, 1], got {self.cond_variety}")
         unknown = set(self.kinds) - set(KINDS)
         if not self.kinds or unknown:
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
@@ -57,7 +62,8 @@ class DataConfig:
 @dataclass(frozen=True, eq=False)
 class LatentBatch:
     """One training batch. video [B, Cv, Tv, h, w], audio [B, Ca, Ta] clean latents; captions and
-    transcripts as text (the caption encoder is part of the model and trains with it)."""
+    transcripts as text (the caption encoder is part of the model and trains with it). video_cond /
+    audio_cond: what a driven task is given of that modality (None: the clean latents themselves)."""
 
     video: torch.Tensor
     audio: torch.Tensor
@@ -66,10 +72,24 @@ class LatentBatch:
     transcripts: tuple[str, ...]
     kinds: tuple[str, ...]
     indices: tuple[int, ...]
+    video_cond: torch.Tensor | None = None
+    audio_cond: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
         return int(self.video.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class _Item:
+    """One encoded clip: latents [1, ...], texts, and what a driven task is given (the same latents, or a
+    plainer rendering of the same events)."""
+
+    video: torch.Tensor
+    audio: torch.Tensor
+    texts: _Texts
+    video_cond: torch.Tensor
+    audio_cond: torch.Tensor
 
 
 def frames_to_pixels(frames: torch.Tensor) -> torch.Tensor:
@@ -106,7 +126,7 @@ class SyntheticLatents:
         self.config, self.rank, self.world = config, rank, world
         self.video_codec, self.audio_codec = video_codec, audio_codec
         self.capacity = cache_clips if cache_clips is not None else config.window + config.batch
-        self._cache: OrderedDict[int, tuple[torch.Tensor, torch.Tensor, _Texts]] = OrderedDict()
+        self._cache: OrderedDict[int, _Item] = OrderedDict()
 
     def indices(self, step: int) -> list[int]:
         """Local stream indices of step `step` (0-based): the step's fresh clips, then re-used picks."""
@@ -128,21 +148,30 @@ class SyntheticLatents:
         """The batch of step `step`."""
         local = self.indices(step)
         items = [self._item(i * self.world + self.rank) for i in local]
-        video = torch.cat([v for v, _, _ in items])                        # [B, Cv, Tv, h, w]
-        audio = torch.cat([a for _, a, _ in items])                        # [B, Ca, Ta]
-        video_caps, audio_caps, transcripts, kinds = zip(*[text for _, _, text in items])
+        video = torch.cat([it.video for it in items])                      # [B, Cv, Tv, h, w]
+        audio = torch.cat([it.audio for it in items])                      # [B, Ca, Ta]
+        video_caps, audio_caps, transcripts, kinds = zip(*[it.texts for it in items])
+        cond = self.config.cond_variety > 0
         return LatentBatch(video, audio, video_caps, audio_caps, transcripts, kinds,
-                           tuple(i * self.world + self.rank for i in local))
+                           tuple(i * self.world + self.rank for i in local),
+                           torch.cat([it.video_cond for it in items]) if cond else None,
+                           torch.cat([it.audio_cond for it in items]) if cond else None)
 
-    def _item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, _Texts]:
-        """Encoded latents [1, ...] and (video caption, audio caption, transcript, kind) of one clip."""
+    def _item(self, index: int) -> _Item:
+        """Encoded latents [1, ...], texts and driven-task conditions of one clip."""
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
-        clip = stream_clip(self.config.seed, index, self.config.spec, self.config.kinds)
+        cfg = self.config
+        clip = stream_clip(cfg.seed, index, cfg.spec, cfg.kinds)
         video, audio = encode_clips([clip], self.video_codec, self.audio_codec)
         texts = (clip.video_caption, clip.audio_caption, clip.transcript, clip.kind)
-        self._cache[index] = (video, audio, texts)
+        variation = condition_variation(clip.seed, cfg.cond_variety) if cfg.cond_variety > 0 else None
+        video_cond, audio_cond = video, audio
+        if variation is not None and clip.kind != "still":
+            plain = stream_clip(cfg.seed, index, cfg.spec, cfg.kinds, variation)
+            video_cond, audio_cond = encode_clips([plain], self.video_codec, self.audio_codec)
+        self._cache[index] = _Item(video, audio, texts, video_cond, audio_cond)
         while len(self._cache) > self.capacity:
             self._cache.popitem(last=False)
         return self._cache[index]

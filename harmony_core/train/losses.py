@@ -153,15 +153,21 @@ def _per_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def make_inputs(video: torch.Tensor, audio: torch.Tensor, noise_video: torch.Tensor,
-                noise_audio: torch.Tensor, rows: Rows) -> NoisyInputs:
+                noise_audio: torch.Tensor, rows: Rows, video_cond: torch.Tensor | None = None,
+                audio_cond: torch.Tensor | None = None) -> NoisyInputs:
     """Noised inputs per row. video [B, Cv, Tv, h, w], audio [B, Ca, Ta] clean latents of the batch items;
-    noise_* shaped like the rows ([R, ...]). A clean modality gets sigma 0, so its input is exactly x0."""
+    noise_* shaped like the rows ([R, ...]). A clean modality gets sigma 0, so its input is exactly x0, or
+    the item's `video_cond` / `audio_cond` (shaped like video / audio) when given."""
     x0_v, x0_a = video[rows.item], audio[rows.item]                                   # [R, ...]
     sigma_v = torch.where(rows.task == VIDEO_DRIVEN, 0.0, rows.sigma)                  # [R]
     sigma_a = torch.where(rows.task == AUDIO_DRIVEN, 0.0, rows.sigma)                  # [R]
     sv, sa = _per_row(sigma_v, x0_v), _per_row(sigma_a, x0_a)
     noisy_v = (1 - sv) * x0_v + sv * noise_video
     noisy_a = (1 - sa) * x0_a + sa * noise_audio
+    if video_cond is not None:
+        noisy_v = torch.where(_per_row(rows.task == VIDEO_DRIVEN, x0_v).bool(), video_cond[rows.item], noisy_v)
+    if audio_cond is not None:
+        noisy_a = torch.where(_per_row(rows.task == AUDIO_DRIVEN, x0_a).bool(), audio_cond[rows.item], noisy_a)
     t_video = sigma_v[:, None].expand(-1, x0_v.shape[2]).contiguous()                 # [R, Tv]
     t_audio = sigma_a[:, None].expand(-1, x0_a.shape[2]).contiguous()                 # [R, Ta]
     weight_v = rows.weight * (rows.task != VIDEO_DRIVEN).float()

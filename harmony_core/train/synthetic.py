@@ -12,7 +12,8 @@ Five scene kinds (our construction for the demo model; the paper trains on real 
   closed) with only the noise floor for sound: "silence/stillness" as a condition the model learns.
 Captions (synthetic_captions.py) say what is seen and how it sounds, in varied words, never when. Events
 happen half-way between two frames, t_e = (k - 0.5) / fps, so frame k is the first to show them and the
-sound starts inside the frame difference k - 1 -> k (the grid the sync metrics use).
+sound starts inside the frame difference k - 1 -> k (the grid the sync metrics use). Training may ask
+for `SceneSpec.variety`: plainer event marks and jittered event times (synthetic_variety.py).
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ from .synthetic_scenes import (
     render_impact,
     render_speaker,
 )
+from .synthetic_variety import DEEP_BELOW_HZ, Variation, draw_variation, pitch_word
 
 KINDS = ("impact", "speaker", "drum", "flash", "still")
 CONSONANTS = "bdgklmnpst"
@@ -73,6 +75,7 @@ class SceneSpec:
     fps: Fraction = field(default=Fraction(25))
     sample_rate: int = 16000
     max_objects: int = 2
+    variety: float = 0.0  # training only: chance of each departure in synthetic_variety.py (0 = none)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -86,6 +89,8 @@ class SceneSpec:
         if self.duration < 1:
             raise ValueError(f"clips must last at least 1 s to hold events, got {self.num_frames} frames at "
                              f"{self.fps} fps")
+        if not 0.0 <= self.variety <= 1.0:
+            raise ValueError(f"variety is a probability in [0, 1], got {self.variety}")
         if not 1 <= self.max_objects <= 2:
             raise ValueError(f"max_objects must be 1..2 (objects are large), got {self.max_objects}")
 
@@ -135,12 +140,13 @@ def _impact_frames(rng: np.random.Generator, spec: SceneSpec, n_objects: int) ->
     return per_object
 
 
-def _event_times(rng: np.random.Generator, spec: SceneSpec) -> tuple[float, ...]:
-    """Times (s) of one object's events, each half-way between two frames."""
-    return tuple((k - 0.5) / float(spec.fps) for k in _impact_frames(rng, spec, 1)[0])
+def _event_times(rng: np.random.Generator, spec: SceneSpec, var: Variation) -> tuple[float, ...]:
+    """Times (s) of one object's events, each half-way between two frames (anywhere between, jittered)."""
+    return tuple(var.event_time(k, float(spec.fps)) for k in _impact_frames(rng, spec, 1)[0])
 
 
-def _impact_objects(rng: np.random.Generator, spec: SceneSpec, resting: bool = False) -> list[BouncingObject]:
+def _impact_objects(rng: np.random.Generator, spec: SceneSpec, var: Variation,
+                    resting: bool = False) -> list[BouncingObject]:
     """Large objects (radius 15-19 % of the frame) with distinct colours, spread over the width, each with at
     least one impact in the clip; `resting`: one object lying on the floor, no impact."""
     n = 1 if resting else int(rng.integers(1, spec.max_objects + 1))
@@ -155,7 +161,7 @@ def _impact_objects(rng: np.random.Generator, spec: SceneSpec, resting: bool = F
         if resting:  # one impact long before the clip, then lying on the floor
             objects.append(BouncingObject(str(shapes[j]), str(colours[j]), x, radius, (-10.0,), 0.5, 0.1))
             continue
-        impacts = tuple((k - 0.5) / fps for k in frames)
+        impacts = tuple(var.event_time(k, fps) for k in frames)
         if not impacts:
             continue
         before = max(float(rng.uniform(0.4, 0.9)), impacts[0] + 0.2)  # previous bounce lies before the clip
@@ -173,11 +179,12 @@ def _silence(rng: np.random.Generator, spec: SceneSpec) -> torch.Tensor:
     return NOISE_FLOOR * torch.from_numpy(rng.standard_normal(spec.num_samples).astype(np.float32))
 
 
-def _make_impact(seed: int, rng: np.random.Generator, spec: SceneSpec, still: bool = False) -> Clip:
-    objects = _impact_objects(rng, spec, resting=still)
+def _make_impact(seed: int, rng: np.random.Generator, spec: SceneSpec, var: Variation,
+                 still: bool = False) -> Clip:
+    objects = _impact_objects(rng, spec, var, resting=still)
     background, floor = _scenery(rng)
     frames = render_impact(objects, background, floor, spec.num_frames, spec.height, spec.width,
-                           float(spec.fps))
+                           float(spec.fps), plain=var.plain_landing)
     names = [cap.with_colour(o.colour, cap.pick(rng, cap.SHAPE_NOUNS[o.shape])) for o in objects]
     where = cap.place(rng, floor, background)
     if still:
@@ -196,8 +203,9 @@ def _make_impact(seed: int, rng: np.random.Generator, spec: SceneSpec, still: bo
                 "; ".join(sounds) + ", over a faint hiss", "", "impact", events, None, seed)
 
 
-def _make_drum(seed: int, rng: np.random.Generator, spec: SceneSpec, still: bool = False) -> Clip:
-    hits = () if still else _event_times(rng, spec)
+def _make_drum(seed: int, rng: np.random.Generator, spec: SceneSpec, var: Variation,
+               still: bool = False) -> Clip:
+    hits = () if still else _event_times(rng, spec, var)
     colour = str(rng.choice(list(OBJECT_COLOURS)))
     background, floor = _scenery(rng)
     frames = render_drum(hits, colour, background, floor, spec.num_frames, spec.height, spec.width,
@@ -213,20 +221,23 @@ def _make_drum(seed: int, rng: np.random.Generator, spec: SceneSpec, still: bool
                 f"{drum} {cap.pick(rng, cap.DRUM_VERBS)}{where}", audio, "", "drum", hits, None, seed)
 
 
-def _make_flash(seed: int, rng: np.random.Generator, spec: SceneSpec, still: bool = False) -> Clip:
-    onsets = () if still else _event_times(rng, spec)
+def _make_flash(seed: int, rng: np.random.Generator, spec: SceneSpec, var: Variation,
+                still: bool = False) -> Clip:
+    onsets = () if still else _event_times(rng, spec, var)
     durations = tuple(float(d) for d in rng.uniform(0.06, 0.16, size=len(onsets)))
     colour, shape = str(rng.choice(list(OBJECT_COLOURS))), str(rng.choice(LIGHT_SHAPES))
     background = str(rng.choice(list(BACKGROUNDS)))
     intensity = light_intensity(onsets, durations, spec.num_frames, float(spec.fps))
-    frames = render_light(intensity, colour, shape, background, spec.height, spec.width)
+    frames = render_light(intensity, colour, shape, background, spec.height, spec.width, bare=var.bare_lamp)
     lamp = cap.with_colour(colour, cap.pick(rng, cap.LIGHT_NOUNS[shape]))
     where = cap.place(rng, None, background)
     if still:
         return _still_clip(seed, rng, spec, frames, f"{lamp} switched off{where}, "
                                                     f"{cap.pick(rng, cap.STILL_TAILS)}")
-    wave = beep_sound(list(onsets), list(durations), colour, spec.sample_rate, spec.num_samples)
-    audio = f"{COLOUR_PITCH_WORD[colour]} {cap.pick(rng, cap.BEEP_SOUNDS)}, over a faint hiss"
+    pitch = var.beep_pitch()
+    wave = beep_sound(list(onsets), list(durations), colour, spec.sample_rate, spec.num_samples, pitch)
+    word = COLOUR_PITCH_WORD[colour] if pitch is None else pitch_word(pitch)
+    audio = f"{word} {cap.pick(rng, cap.BEEP_SOUNDS)}, over a faint hiss"
     return Clip(frames, finish_wave(wave, rng), spec.fps, spec.sample_rate,
                 f"{lamp} {cap.pick(rng, cap.LIGHT_VERBS)}{where}", audio, "", "flash", onsets, None, seed)
 
@@ -267,7 +278,8 @@ def mouth_track(syllables: list[Syllable], num_frames: int, fps: float, sub: int
     return env.reshape(num_frames, sub).amax(1).clamp(0.0, 1.0)
 
 
-def _make_speaker(seed: int, rng: np.random.Generator, spec: SceneSpec, still: bool = False) -> Clip:
+def _make_speaker(seed: int, rng: np.random.Generator, spec: SceneSpec, var: Variation,
+                  still: bool = False) -> Clip:
     syllables = [] if still else _syllables(rng, float(spec.duration))
     deep = bool(rng.random() < 0.5)
     background, face = str(rng.choice(list(BACKGROUNDS))), str(rng.choice(list(FACE_COLOURS)))
@@ -277,8 +289,9 @@ def _make_speaker(seed: int, rng: np.random.Generator, spec: SceneSpec, still: b
     if still:
         return _still_clip(seed, rng, spec, frames, f"{who} with a closed mouth{where}, "
                                                     f"{cap.pick(rng, cap.STILL_TAILS)}", mouth)
-    f0 = float(rng.uniform(100, 125) if deep else rng.uniform(190, 230))
-    wave = voice_sound(syllables, f0, spec.sample_rate, spec.num_samples, rng)
+    f0 = var.voice_f0(float(rng.uniform(100, 125) if deep else rng.uniform(190, 230)))
+    deep = f0 < DEEP_BELOW_HZ
+    wave = voice_sound(syllables, f0, spec.sample_rate, spec.num_samples, rng, plain=var.plain_voice)
     voice = cap.pick(rng, cap.VOICE_WORDS[deep])
     audio_caption = f"{cap.article(voice)} {voice} {cap.pick(rng, cap.TALK_VERBS)}, over a faint hiss"
     return Clip(frames, finish_wave(wave, rng), spec.fps, spec.sample_rate,
@@ -296,14 +309,16 @@ def _still_clip(seed: int, rng: np.random.Generator, spec: SceneSpec, frames: to
 _MAKERS = {"impact": _make_impact, "speaker": _make_speaker, "drum": _make_drum, "flash": _make_flash}
 
 
-def make_clip(seed: int, spec: SceneSpec) -> Clip:
+def make_clip(seed: int, spec: SceneSpec, variation: Variation | None = None) -> Clip:
     """Generate one clip of `spec.kind`; a pure function of (seed, spec). A "still" clip draws which
-    family it shows (at rest, silent) from the seed."""
+    family it shows (at rest, silent) from the seed. `variation` replaces the departures that
+    `spec.variety` would draw (synthetic_variety.py)."""
     rng = np.random.default_rng(seed)
+    var = draw_variation(seed, spec.variety) if variation is None else variation
     if spec.kind == "still":
         family = str(rng.choice(list(_MAKERS)))
-        return _MAKERS[family](seed, rng, spec, still=True)
-    return _MAKERS[spec.kind](seed, rng, spec)
+        return _MAKERS[family](seed, rng, spec, var, still=True)
+    return _MAKERS[spec.kind](seed, rng, spec, var)
 
 
 def clip_seed(seed: int, index: int) -> int:
@@ -311,11 +326,12 @@ def clip_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def stream_clip(seed: int, index: int, spec: SceneSpec, kinds: Sequence[str] = KINDS) -> Clip:
+def stream_clip(seed: int, index: int, spec: SceneSpec, kinds: Sequence[str] = KINDS,
+                variation: Variation | None = None) -> Clip:
     """Clip `index` of the stream `seed`; kinds alternate (index mod len(kinds)) so batches are balanced."""
     if not kinds:
         raise ValueError(f"kinds must name at least one scene kind of {KINDS}")
-    return make_clip(clip_seed(seed, index), replace(spec, kind=kinds[index % len(kinds)]))
+    return make_clip(clip_seed(seed, index), replace(spec, kind=kinds[index % len(kinds)]), variation)
 
 
 class SyntheticClips(Dataset):

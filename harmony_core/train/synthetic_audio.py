@@ -113,21 +113,24 @@ def syllable_envelope(syllables: list[Syllable], times: torch.Tensor) -> torch.T
     return peak * rise * (1.0 - fall)
 
 
-def _formant_gains(pitch: torch.Tensor, formants: torch.Tensor, n_harm: int) -> torch.Tensor:
-    """Per-harmonic gains [H, N] for pitch [N] and formants [N, 2]: source tilt 1/h plus formant peaks."""
+def _formant_gains(pitch: torch.Tensor, formants: torch.Tensor, n_harm: int,
+                   strength: float = 1.0) -> torch.Tensor:
+    """Per-harmonic gains [H, N] for pitch [N] and formants [N, 2]: source tilt 1/h plus formant peaks
+    (scaled by `strength`; 0 leaves the tilt alone)."""
     h = torch.arange(1, n_harm + 1, dtype=torch.float32)[:, None]  # [H, 1]
     freq = h * pitch[None, :]  # [H, N]
     resonance = sum(torch.exp(-0.5 * ((freq - formants[None, :, k]) / FORMANT_WIDTH_HZ) ** 2)
                     for k in range(2))
-    return (0.15 + resonance) / h
+    return (0.15 + strength * resonance) / h
 
 
 def voice_sound(syllables: list[Syllable], f0: float, sample_rate: int, length: int,
-                rng: np.random.Generator) -> torch.Tensor:
+                rng: np.random.Generator, plain: bool = False) -> torch.Tensor:
     """Harmonic buzz at pitch ~f0 filtered by per-syllable vowel formants, amplitude = the syllable envelope.
 
     Returns the wave [L] (not normalised). Gains are computed at a 2 ms control rate. Each syllable starts
-    with a short consonant noise burst so its onset is sharp.
+    with a short consonant noise burst so its onset is sharp. `plain`: no formants (a 1/h sawtooth-like
+    tilt) and no bursts, so only the buzz's own attack marks a syllable.
     """
     t = _time_axis(length, sample_rate)
     env, owner = syllable_envelope(syllables, t).max(0)  # [L], [L] the syllable that dominates each sample
@@ -137,7 +140,8 @@ def voice_sound(syllables: list[Syllable], f0: float, sample_rate: int, length: 
     n_harm = int(min(VOICE_MAX_HZ, 0.45 * sample_rate) // (f0 * 1.06))
     hop = max(1, sample_rate // 500)
     formants = torch.tensor([VOWEL_FORMANTS[s.vowel] for s in syllables])[owner[::hop]]  # [N, 2]
-    gains = _formant_gains(pitch[::hop], formants, n_harm).repeat_interleave(hop, dim=1)[:, :length]  # [H, L]
+    gains = _formant_gains(pitch[::hop], formants, n_harm, 0.0 if plain else 1.0)
+    gains = gains.repeat_interleave(hop, dim=1)[:, :length]  # [H, L]
     rotor = torch.polar(torch.ones(length, dtype=torch.float64), 2 * math.pi * cycles).to(torch.complex64)
     harmonic, buzz = rotor, torch.zeros(length)
     for k in range(n_harm):  # harmonic k + 1 = rotor ** (k + 1) by repeated multiplication (no sin)
@@ -147,7 +151,7 @@ def voice_sound(syllables: list[Syllable], f0: float, sample_rate: int, length: 
     n_burst = int(0.05 * sample_rate)
     decay = torch.exp(-torch.arange(n_burst, dtype=torch.float32) / (0.012 * sample_rate))  # [n]
     level = buzz.abs().max() * 0.6
-    for s in syllables:
+    for s in [] if plain else syllables:
         start = round(s.onset * sample_rate)
         n = min(n_burst, length - start)
         if n > 0:

@@ -81,19 +81,21 @@ def render_drum(hits: tuple[float, ...], colour: str, background: str, floor: st
 
 
 def render_light(intensity: torch.Tensor, colour: str, shape: str, background: str, height: int,
-                 width: int) -> torch.Tensor:
+                 width: int, bare: bool = False) -> torch.Tensor:
     """Frames [F, H, W, 3] of a lamp (round bulb or square panel on a stand) whose brightness and glow
-    follow `intensity` [F] in [0, 1]; 0 is switched off (a dark version of the colour)."""
+    follow `intensity` [F] in [0, 1]; 0 is switched off (a dark version of the colour). `bare`: the shape
+    alone, no stand and no halo."""
     ys, xs = _grid(height, width)
     s = min(height, width) / 64.0
     cx, cy, r = width / 2.0, height * 0.42, 13.0 * s
     image = _still(background, height, width, None)                                  # [1, H, W, 3]
-    stand = torch.maximum((xs - cx).abs() - 2.0 * s, torch.maximum(cy - ys, ys - height * 0.93))
-    _paint(image, _coverage(stand), torch.tensor(STAND_RGB), slice(None), slice(None))
-    foot = torch.maximum((xs - cx).abs() - 10.0 * s, (ys - height * 0.93).abs() - 2.0 * s)
-    _paint(image, _coverage(foot), torch.tensor(STAND_RGB), slice(None), slice(None))
+    if not bare:
+        stand = torch.maximum((xs - cx).abs() - 2.0 * s, torch.maximum(cy - ys, ys - height * 0.93))
+        _paint(image, _coverage(stand), torch.tensor(STAND_RGB), slice(None), slice(None))
+        foot = torch.maximum((xs - cx).abs() - 10.0 * s, (ys - height * 0.93).abs() - 2.0 * s)
+        _paint(image, _coverage(foot), torch.tensor(STAND_RGB), slice(None), slice(None))
     image = image.expand(intensity.shape[0], -1, -1, -1).clone()                     # [F, H, W, 3]
-    level = intensity[:, None, None]                                                  # [F, 1, 1]
+    level = intensity[:, None, None] * (0.0 if bare else 1.0)                         # [F, 1, 1] halo level
     on = torch.tensor(OBJECT_COLOURS[colour])
     off = 0.3 * on + 0.12
     rr = torch.tensor(r)
@@ -101,7 +103,8 @@ def render_light(intensity: torch.Tensor, colour: str, shape: str, background: s
     halo = ((1.6 * r - dist) / (0.6 * r)).clamp(0.0, 1.0) * 0.5 * level              # [F, H, W]
     _paint(image, halo, on + 0.5 * (torch.ones(3) - on), slice(None), slice(None))
     lamp = _coverage(_shape_sdf(shape, xs - cx, ys - cy, rr, rr))                      # [1, H, W]
-    colour_f = off + level[..., None] * (on + 0.35 * (torch.ones(3) - on) - off)      # [F, 1, 1, 3]
+    lit = intensity[:, None, None, None]                                               # [F, 1, 1, 1]
+    colour_f = off + lit * (on + 0.35 * (torch.ones(3) - on) - off)                    # [F, 1, 1, 3]
     _paint(image, lamp.expand(intensity.shape[0], -1, -1), colour_f, slice(None), slice(None))
     return image
 
@@ -143,8 +146,9 @@ def drum_sound(hits: list[float], colour: str, gains: list[float], sample_rate: 
 
 
 def beep_sound(onsets: list[float], durations: list[float], colour: str, sample_rate: int,
-               length: int) -> torch.Tensor:
-    """[L] tone bursts at the colour's pitch: 3 ms attack, held for the duration, 40 ms exponential tail."""
+               length: int, pitch_hz: float | None = None) -> torch.Tensor:
+    """[L] tone bursts at the colour's pitch (or `pitch_hz`): 3 ms attack, held for the duration, 40 ms
+    exponential tail."""
     t = torch.arange(length, dtype=torch.float32) / sample_rate
     env = torch.zeros(length)
     for t_on, dur in zip(onsets, durations):
@@ -152,5 +156,5 @@ def beep_sound(onsets: list[float], durations: list[float], colour: str, sample_
         rise = (rel / 0.003).clamp(0.0, 1.0)
         tail = torch.exp(-(rel - dur).clamp_min(0.0) / 0.04)
         env = torch.maximum(env, rise * tail * (rel >= 0))
-    f = BEEP_PITCH_HZ[colour]
+    f = BEEP_PITCH_HZ[colour] if pitch_hz is None else pitch_hz
     return env * (torch.sin(2 * math.pi * f * t) + 0.3 * torch.sin(4 * math.pi * f * t))

@@ -108,6 +108,18 @@ class TrainConfig:
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * cosine)
 
 
+def _with_new_defaults(saved: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A saved run's settings with every setting added since it was written (absent from `saved`, at any
+    depth) at its default: a run from before a setting existed ran as that default does."""
+    out = dict(saved)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = _with_new_defaults(out[key], value)
+    return out
+
+
 def init_distributed() -> tuple[int, int, torch.device]:
     """(rank, world size, device). Under `torchrun` (WORLD_SIZE > 1) initialise the default process group
     from the environment; otherwise one CPU/GPU process."""
@@ -186,7 +198,8 @@ class Trainer:
         noise_v = torch.randn((r, *video.shape[1:]), generator=g).to(dev)
         noise_a = torch.randn((r, *audio.shape[1:]), generator=g).to(dev)
         noise_v = with_frame_common(noise_v, self.model.cfg.frame_noise_share, g)   # after the audio noise
-        inputs = make_inputs(video, audio, noise_v, noise_a, rows.to(dev))
+        cond_v, cond_a = (None if c is None else c.to(dev) for c in (batch.video_cond, batch.audio_cond))
+        inputs = make_inputs(video, audio, noise_v, noise_a, rows.to(dev), cond_v, cond_a)
         keep = (torch.rand(batch.size, generator=g) >= lc.text_dropout)[rows.item].tolist()     # [R]
         items = rows.item.tolist()
 
@@ -276,7 +289,8 @@ class Trainer:
         """Load a training state (default: out_dir's); the run's settings must match except `steps`.
         Returns the step it continues from."""
         state = load_train_state(path or self.out / STATE_FILE)
-        mine, theirs = self.config.to_dict(), state.info.get("config", {})
+        mine = self.config.to_dict()
+        theirs = _with_new_defaults(state.info.get("config", {}), TrainConfig().to_dict())
         differ = sorted(k for k in set(mine) | set(theirs) if k != "steps" and mine.get(k) != theirs.get(k))
         if differ:
             raise ValueError(f"cannot resume: the saved run used other settings for {differ} "

@@ -7,7 +7,8 @@ import torch
 from harmony_core import timeline
 from harmony_core.codecs.demo import DemoAudioCodec, DemoVideoCodec
 from harmony_core.train.data import DataConfig, SyntheticLatents, frames_to_pixels, wave_to_latent_length
-from harmony_core.train.synthetic import SceneSpec, stream_clip
+from harmony_core.train.synthetic import KINDS, SceneSpec, stream_clip
+from harmony_core.train.synthetic_variety import condition_variation
 
 SPEC = SceneSpec(num_frames=25, height=32, width=32)
 
@@ -63,3 +64,27 @@ def test_bad_data_settings_are_refused():
         DataConfig(batch=4, reuse=8.0)
     with pytest.raises(ValueError, match="kinds"):
         DataConfig(kinds=("explosion",))
+
+
+def test_cond_variety_gives_driven_tasks_a_plainer_rendering_of_the_same_events():
+    assert _source().batch(0).video_cond is None                       # off by default
+    src = _source(cond_variety=1.0)
+    for step in (0, 1):                                                 # every kind, still included
+        _check_conditions(src.batch(step), _source().batch(step))
+    with pytest.raises(ValueError, match="cond_variety"):
+        DataConfig(cond_variety=2.0)
+
+
+def _check_conditions(batch, standard) -> None:
+    assert torch.equal(batch.video, standard.video) and torch.equal(batch.audio, standard.audio)
+    assert batch.video_captions == standard.video_captions
+    for i, index in enumerate(batch.indices):
+        kind = KINDS[index % len(KINDS)]
+        var = condition_variation(stream_clip(0, index, SPEC).seed, 1.0)
+        assert var is not None and not var.jitter                       # same event times as the standard
+        plain = stream_clip(0, index, SPEC, KINDS, var)
+        assert plain.event_times == stream_clip(0, index, SPEC).event_times
+        video_differs = not torch.equal(batch.video_cond[i], batch.video[i])
+        audio_differs = not torch.equal(batch.audio_cond[i], batch.audio[i])
+        assert video_differs == (kind in ("impact", "flash")), kind     # plain landing, bare lamp
+        assert audio_differs == (kind in ("speaker", "flash")), kind    # plain voice, free beep

@@ -51,6 +51,22 @@ def test_driven_tasks_feed_clean_latents_at_t0_and_joint_shares_sigma():
     assert x.weight_video.tolist() == [1.0, 1.0, 0.0] and x.weight_audio.tolist() == [1.0, 0.0, 1.0]
 
 
+def test_driven_tasks_are_given_their_condition_latents_when_there_are_some():
+    video, audio = _latents()
+    cond_v, cond_a = torch.randn_like(video), torch.randn_like(audio)
+    rows = _rows([JOINT, AUDIO_DRIVEN, VIDEO_DRIVEN], [0.7, 0.4, 0.9])
+    nv, na = torch.randn_like(video), torch.randn_like(audio)
+    plain = make_inputs(video, audio, nv, na, rows)
+    x = make_inputs(video, audio, nv, na, rows, cond_v, cond_a)
+    assert torch.equal(x.audio[1], cond_a[1]) and torch.equal(x.video[2], cond_v[2])   # the given modality
+    for name in ("video", "audio"):          # everything else as without conditions: noised x0, x0 targets
+        got, want = getattr(x, name), getattr(plain, name)
+        keep = [0, 2] if name == "audio" else [0, 1]
+        assert torch.equal(got[keep], want[keep])
+        assert torch.equal(getattr(x, "target_" + name), getattr(plain, "target_" + name))
+    assert torch.equal(x.clean_video, video)
+
+
 def test_driven_tasks_supervise_only_the_generated_modality():
     video, audio = _latents()
     x = make_inputs(video, audio, torch.randn_like(video), torch.randn_like(audio),

@@ -3,12 +3,15 @@ resume, reference audio conditions but is never predicted, export loads, CLI run
 from __future__ import annotations
 
 import argparse
+import copy
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from harmony_core.model.load import load_model
+from harmony_core.train.checkpoint import load_train_state, save_train_state
 from harmony_core.train.cli import add_train_arguments, run_train
 from harmony_core.train.data import DataConfig
 from harmony_core.train.losses import LossConfig
@@ -71,6 +74,24 @@ def test_driven_rows_reach_the_model_clean_at_t0(tmp_path):
         assert _rows_like(batch.video, video[r])
 
 
+def test_driven_rows_get_the_plainer_conditions_with_cond_variety(tmp_path):
+    config = replace(tiny(batch=5, schedule="all"),
+                     data=DataConfig(batch=5, spec=SMALL_CLIPS, window=16, cond_variety=1.0))
+    trainer = Trainer(config, tmp_path)
+    spy = Spy(trainer.model)
+    batch = trainer.data.batch(0)                                  # impact, speaker, drum, flash, still
+    trainer.train_step()
+    video, audio, _, _, _ = spy.calls[0]
+    b = batch.size
+    for r in range(b):                                             # joint rows: noised standard latents
+        assert not _rows_like(batch.video_cond, video[r])
+    for r in range(b, 2 * b):                                      # audio-driven: the plainer sound
+        assert torch.equal(audio[r], batch.audio_cond[r - b])
+    for r in range(2 * b, 3 * b):                                  # video-driven: the plainer picture
+        assert torch.equal(video[r], batch.video_cond[r - 2 * b])
+    assert not torch.equal(batch.video_cond, batch.video) and not torch.equal(batch.audio_cond, batch.audio)
+
+
 def test_reference_audio_conditions_but_is_never_predicted(tmp_path):
     trainer = Trainer(tiny(batch=2, ref_prob=1.0), tmp_path)
     spy = Spy(trainer.model)
@@ -120,6 +141,19 @@ def test_resume_refuses_other_settings(tmp_path):
     other = Trainer(tiny(steps=2, batch=2, text_dropout=0.3), tmp_path)
     with pytest.raises(ValueError, match="loss"):
         other.resume()
+
+
+def test_resume_reads_runs_saved_before_a_setting_existed(tmp_path):
+    Trainer(tiny(steps=1, batch=2), tmp_path).run()
+    state = load_train_state(tmp_path / STATE_FILE)
+    config = copy.deepcopy(state.info["config"])
+    del config["data"]["cond_variety"], config["data"]["spec"]["variety"]   # as a run from before both
+    save_train_state(tmp_path / STATE_FILE, replace(state, info={**state.info, "config": config}))
+    assert Trainer(tiny(steps=2, batch=2), tmp_path).resume() == 1          # absent = the default (off)
+    varied = replace(tiny(steps=2, batch=2), data=DataConfig(batch=2, spec=SMALL_CLIPS, window=16,
+                                                              cond_variety=0.5))
+    with pytest.raises(ValueError, match="data"):                          # but not another value
+        Trainer(varied, tmp_path).resume()
 
 
 def test_export_loads_as_a_model_with_its_config(tmp_path):
