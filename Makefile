@@ -15,7 +15,7 @@ $(STAMP): requirements-dev.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m harmony_core generate --out out/demo.mp4
+	$(BIN)/python -m harmony_core generate --takes 3 --out out/demo.mp4
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -334,8 +334,11 @@ def _demo() -> HarmonyConfig:
 
     Trained with two loss settings (`train --sigma-floor 0.15 --temporal-weight 2`): the video error's
     frame-to-frame change is charged twice over, and rows below the sampler's last noise level stop
-    dominating the clipped gradient. Joint SyncCFG is off by default (1 / 1): on this model it lowered joint
-    sync (paired, -0.035 on the evaluation prompts, -0.025 on the sweep stream); the driven modes keep it.
+    dominating the clipped gradient. The driven tasks are given plainer renderings of the same events half
+    the time (`train --cond-variety 0.5`: landings without flash, bare lamps, free-pitch beeps, voices without
+    formants or consonant bursts; synthetic_variety.py). Joint SyncCFG is off by default (1 / 1): on the
+    model before this one it lowered joint sync (paired, -0.035 on the evaluation prompts), on this one
+    -0.025 on the sweep stream (n.s.); the driven modes keep theirs.
     """
     return HarmonyConfig(
         name="demo",

@@ -190,6 +190,8 @@ def add_eval_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sync-audio-scale", type=float, default=None, help="override the checkpoint's SyncCFG")
     p.add_argument("--rescale-video", type=float, default=None, help="override the CFG-rescale mix (0..1)")
     p.add_argument("--rescale-audio", type=float, default=None, help="override the CFG-rescale mix (0..1)")
+    p.add_argument("--text-video-scale", type=float, default=None, help="override the checkpoint's text CFG")
+    p.add_argument("--text-audio-scale", type=float, default=None, help="override the checkpoint's text CFG")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's)")
     p.add_argument("--shift", type=float, default=None, help="sampling shift (default: the checkpoint's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -211,7 +213,7 @@ def run_eval_demo(args: argparse.Namespace) -> int:
         log.info("wrote %s", prompt_sheet(pipe, Path(args.sheet)))
         return 0
     guidance = GuidanceOverride(args.sync_video_scale, args.sync_audio_scale, args.rescale_video,
-                                args.rescale_audio)
+                                args.rescale_audio, args.text_video_scale, args.text_audio_scale)
     plan = EvalPlan(clips=args.clips, still=args.still, batch=args.batch, seed=args.seed,
                     directions=tuple(x for x in args.directions.split(",") if x), guidance=guidance,
                     steps=args.steps, shift=args.shift)

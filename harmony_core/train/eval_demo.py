@@ -53,13 +53,17 @@ class GuidanceOverride:
     sync_audio: float | None = None
     rescale_video: float | None = None
     rescale_audio: float | None = None
+    text_video: float | None = None
+    text_audio: float | None = None
 
     def apply(self, d: GenerationDefaults, mode: str) -> Guidance:
         g = default_guidance(d, mode)
         sync = SyncCFG(_pick(self.sync_video, g.sync.video_scale), _pick(self.sync_audio, g.sync.audio_scale),
                        g.sync.start, g.sync.end)
         rescale = Rescale(_pick(self.rescale_video, g.rescale.video), _pick(self.rescale_audio, g.rescale.audio))
-        return replace(g, sync=sync, rescale=rescale)
+        text = replace(g.text, video_scale=_pick(self.text_video, g.text.video_scale),
+                       audio_scale=_pick(self.text_audio, g.text.audio_scale))
+        return replace(g, sync=sync, rescale=rescale, text=text)
 
 
 def _pick(value: float | None, default: float) -> float:

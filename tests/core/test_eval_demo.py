@@ -70,6 +70,16 @@ def pipe() -> HarmonyPipeline:
     return HarmonyPipeline(HarmonyModel(preset("demo")).eval(), base.video_codec, base.audio_codec)
 
 
+def test_guidance_overrides_replace_only_what_they_name() -> None:
+    d = preset("demo").defaults
+    kept = GuidanceOverride().apply(d, "video_driven")
+    assert (kept.sync.audio_scale, kept.rescale.audio, kept.text.video_scale) == (
+        d.driven_sync_audio_scale, d.driven_rescale_audio, d.text_video_scale)
+    g = GuidanceOverride(sync_audio=5.0, text_video=2.0, text_audio=1.5).apply(d, "video_driven")
+    assert (g.sync.audio_scale, g.text.video_scale, g.text.audio_scale) == (5.0, 2.0, 1.5)
+    assert (g.sync.video_scale, g.rescale.audio) == (kept.sync.video_scale, kept.rescale.audio)
+
+
 def test_the_whole_evaluation_runs_and_writes_what_it_reports(pipe, tmp_path) -> None:
     plan = EvalPlan(clips=2, still=2, batch=2, steps=2, guidance=GuidanceOverride(rescale_audio=0.5))
     result = evaluate_demo(pipe, tmp_path, plan)
