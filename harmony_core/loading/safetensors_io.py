@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -38,13 +39,16 @@ def read_safetensors(path: str | os.PathLike, what: str = "weights",
 
 def write_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                       metadata: dict[str, str] | None = None) -> Path:
-    """Write atomically: a temp file in the target folder, then rename (a crash never leaves half a file)."""
+    """Write atomically: a temp file in the target folder, then rename (a crash never leaves half a file).
+    The file gets the permissions any new file gets (0o666 less the umask; safetensors writes 0o600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))   # created under the umask
+    mode = stat.S_IMODE(os.stat(tmp).st_mode)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

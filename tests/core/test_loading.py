@@ -1,12 +1,16 @@
 """safetensors loading: round trip, one clear error, format detection, meta-device 5B build."""
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from harmony_core.config import preset
 from harmony_core.loading import CheckpointError, read_header, save_checkpoint
+from harmony_core.loading.safetensors_io import write_safetensors
 from harmony_core.model.harmony import HarmonyModel
 from harmony_core.model.load import build_empty, load_model
 
@@ -37,6 +41,17 @@ def test_never_overwrites(tiny_file):
     with pytest.raises(FileExistsError):
         save_checkpoint(model, path)
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_written_files_get_ordinary_permissions_and_no_temp_file_is_left(tmp_path):
+    mask = os.umask(0o022)                        # what a new file gets: 0o666 less the umask
+    try:
+        path = write_safetensors({"w": torch.zeros(2)}, tmp_path / "m.safetensors")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644     # not a private temp file's 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    assert torch.equal(load_file(str(path))["w"], torch.zeros(2))
 
 
 def test_comfyui_prefixed_keys_load(tiny_file, tmp_path):
