@@ -166,9 +166,10 @@ class SyntheticLatents:
         clip = stream_clip(cfg.seed, index, cfg.spec, cfg.kinds)
         video, audio = encode_clips([clip], self.video_codec, self.audio_codec)
         texts = (clip.video_caption, clip.audio_caption, clip.transcript, clip.kind)
-        variation = condition_variation(clip.seed, cfg.cond_variety) if cfg.cond_variety > 0 else None
+        variation = None if cfg.cond_variety == 0 else condition_variation(clip.seed, cfg.cond_variety,
+                                                                              clip.kind)
         video_cond, audio_cond = video, audio
-        if variation is not None and clip.kind != "still":
+        if variation is not None:
             plain = stream_clip(cfg.seed, index, cfg.spec, cfg.kinds, variation)
             video_cond, audio_cond = encode_clips([plain], self.video_codec, self.audio_codec)
         self._cache[index] = _Item(video, audio, texts, video_cond, audio_cond)

@@ -29,6 +29,7 @@ PLAIN_VOICE_F0 = (90.0, 260.0)   # plain voice pitch range (Hz); below DEEP_BELO
 DEEP_BELOW_HZ = 160.0
 JITTER = (0.1, 0.9)              # event offset before frame k, in frames, when jittered (standard: 0.5)
 _STREAM = 0x5EED                 # second seed word of the variety generator
+_MARKS = {"impact": ("plain_landing",), "flash": ("bare_lamp", "free_beep"), "speaker": ("plain_voice",)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,11 +74,12 @@ def draw_variation(seed: int, p: float) -> Variation:
     return Variation(*(bool(f) for f in flags), rng=rng)
 
 
-def condition_variation(seed: int, p: float) -> Variation | None:
-    """The departures for a driven task's given modality: draw_variation's marks without the jitter (so the
-    events fall where the standard clip's do); None when the clip takes none of them."""
+def condition_variation(seed: int, p: float, kind: str) -> Variation | None:
+    """The departures for a driven task's given modality in a clip of `kind`: draw_variation's marks without
+    the jitter (so the events fall where the standard clip's do); None when the clip takes none that changes
+    a `kind` clip (drums and still scenes never change)."""
     var = draw_variation(seed, p)
-    if not (var.plain_landing or var.bare_lamp or var.free_beep or var.plain_voice):
+    if not any(getattr(var, mark) for mark in _MARKS.get(kind, ())):
         return None
     return replace(var, jitter=False)
 
