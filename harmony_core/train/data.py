@@ -166,8 +166,7 @@ class SyntheticLatents:
         clip = stream_clip(cfg.seed, index, cfg.spec, cfg.kinds)
         video, audio = encode_clips([clip], self.video_codec, self.audio_codec)
         texts = (clip.video_caption, clip.audio_caption, clip.transcript, clip.kind)
-        variation = None if cfg.cond_variety == 0 else condition_variation(clip.seed, cfg.cond_variety,
-                                                                              clip.kind)
+        variation = condition_variation(clip.seed, cfg.cond_variety, clip.kind)   # None at 0
         video_cond, audio_cond = video, audio
         if variation is not None:
             plain = stream_clip(cfg.seed, index, cfg.spec, cfg.kinds, variation)

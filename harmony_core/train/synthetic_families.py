@@ -95,16 +95,16 @@ def render_light(intensity: torch.Tensor, colour: str, shape: str, background: s
         foot = torch.maximum((xs - cx).abs() - 10.0 * s, (ys - height * 0.93).abs() - 2.0 * s)
         _paint(image, _coverage(foot), torch.tensor(STAND_RGB), slice(None), slice(None))
     image = image.expand(intensity.shape[0], -1, -1, -1).clone()                     # [F, H, W, 3]
-    level = intensity[:, None, None] * (0.0 if bare else 1.0)                         # [F, 1, 1] halo level
+    level = intensity[:, None, None]                                                  # [F, 1, 1]
     on = torch.tensor(OBJECT_COLOURS[colour])
     off = 0.3 * on + 0.12
     rr = torch.tensor(r)
-    dist = torch.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)                                # [1, H, W] px
-    halo = ((1.6 * r - dist) / (0.6 * r)).clamp(0.0, 1.0) * 0.5 * level              # [F, H, W]
-    _paint(image, halo, on + 0.5 * (torch.ones(3) - on), slice(None), slice(None))
+    if not bare:
+        dist = torch.sqrt((xs - cx) ** 2 + (ys - cy) ** 2)                            # [1, H, W] px
+        halo = ((1.6 * r - dist) / (0.6 * r)).clamp(0.0, 1.0) * 0.5 * level          # [F, H, W]
+        _paint(image, halo, on + 0.5 * (torch.ones(3) - on), slice(None), slice(None))
     lamp = _coverage(_shape_sdf(shape, xs - cx, ys - cy, rr, rr))                      # [1, H, W]
-    lit = intensity[:, None, None, None]                                               # [F, 1, 1, 1]
-    colour_f = off + lit * (on + 0.35 * (torch.ones(3) - on) - off)                    # [F, 1, 1, 3]
+    colour_f = off + level[..., None] * (on + 0.35 * (torch.ones(3) - on) - off)      # [F, 1, 1, 3]
     _paint(image, lamp.expand(intensity.shape[0], -1, -1), colour_f, slice(None), slice(None))
     return image
 

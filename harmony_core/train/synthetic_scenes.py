@@ -120,13 +120,13 @@ def render_impact(objects: list[BouncingObject], background: str, floor: str, nu
     white = torch.ones(3)
     for obj in objects:
         flash = flash_intensity(obj.impacts, num_frames, fps)[:, None, None]  # [F, 1, 1]
-        glow = 0.0 if plain else 1.0
         cols = _span(obj.x, SPLASH_WIDTH * obj.radius, width)
-        half_h = SPLASH_HEIGHT * height / 64.0
-        rows = _span(floor_y, half_h, height)
-        splash = _shape_sdf("circle", xs[..., cols] - obj.x, ys[:, rows] - floor_y,
-                            torch.tensor(SPLASH_WIDTH * obj.radius), torch.tensor(half_h))
-        _paint(image, _coverage(splash) * (0.9 * glow) * flash, white, rows, cols)  # white splash where it lands
+        if not plain:
+            half_h = SPLASH_HEIGHT * height / 64.0
+            rows = _span(floor_y, half_h, height)
+            splash = _shape_sdf("circle", xs[..., cols] - obj.x, ys[:, rows] - floor_y,
+                                torch.tensor(SPLASH_WIDTH * obj.radius), torch.tensor(half_h))
+            _paint(image, _coverage(splash) * 0.9 * flash, white, rows, cols)  # white splash where it lands
         squash = 0.3 * flash
         rx, ry = obj.radius * (1.0 + squash), obj.radius * (1.0 - squash)  # [F, 1, 1]
         max_height = floor_y - 2.0 * obj.radius - 2.0
@@ -134,7 +134,7 @@ def render_impact(objects: list[BouncingObject], background: str, floor: str, nu
         cy = floor_y - ry - lift
         mask = _coverage(_shape_sdf(obj.shape, xs[..., cols] - obj.x, ys - cy, rx, ry))  # [F, H, w]
         base = torch.tensor(OBJECT_COLOURS[obj.colour])
-        colour = base + (0.6 * glow) * flash[..., None] * (white - base)  # [F, 1, 1, 3] brightened on impact
+        colour = base if plain else base + 0.6 * flash[..., None] * (white - base)  # [F, 1, 1, 3] on impact
         _paint(image, mask, colour, slice(None), cols)
     return image
 
