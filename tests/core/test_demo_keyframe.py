@@ -121,3 +121,44 @@ def test_config_round_trip_and_errors() -> None:
     assert preset("demo").codecs["video"]["temporal"] == "keyframe"
     with pytest.raises(ValueError, match="temporal='wavelet' is not accepted"):
         DemoVideoConfig(temporal="wavelet").validate()
+
+
+def one_frame_flash(frames: int = 13, frame: int = 6, amplitude: float = 0.5) -> torch.Tensor:
+    """Mid grey [1, 3, F, 16, 16] whose frame `frame` alone is brighter by `amplitude` (a flash)."""
+    x = torch.zeros(1, 3, frames, 16, 16)
+    x[:, :, frame] = amplitude
+    return x
+
+
+def test_extra_coefficient_puts_a_one_frame_event_on_its_frame() -> None:
+    """Frame 6 is the middle inner frame of latent 2 (frames 5..7 between keyframes 4 and 8). Its residual
+    [0, a, 0] projects on the DST-I rows sqrt(1/2) [sin(pi t j / 4)]_j as a / sqrt(2) (t = 1), 0 (t = 2),
+    -a / sqrt(2) (t = 3). The 24 cheapest coefficients keep only t = 1, 2 of the luma DC, so the flash comes
+    back as a [1/(2 sqrt 2), 1/2, 1/(2 sqrt 2)] over frames 5..7; with t = 3 as an extra channel it comes
+    back exactly. Float32 error: a few roundings of values <= 1 through unit-norm transforms (< 1e-5)."""
+    x = one_frame_flash()
+    cheap = keyframe(24)
+    timed = DemoVideoCodec(DemoVideoConfig(25, "keyframe", extra=((3, 0, 0, 0),)))
+    a, s = 0.5, 1 / (2 * math.sqrt(2))
+    smeared = torch.zeros(13)
+    smeared[5:8] = torch.tensor([s * a, a / 2, s * a])
+    for codec, want in ((cheap, smeared), (timed, x[0, 0, :, 0, 0])):
+        y = codec.decode(codec.encode(x))
+        torch.testing.assert_close(y, want[None, None, :, None, None].expand_as(y), atol=1e-5, rtol=0)
+    assert timed.config.extra == ((3, 0, 0, 0),) and timed.latent_channels == cheap.latent_channels + 1
+
+
+def test_extra_coefficients_config_round_trip_and_errors() -> None:
+    codec = DemoVideoCodec(DemoVideoConfig(20, "keyframe", extra=((3, 0, 0, 0), (2, 1, 0, 0))))
+    assert codec.to_config()["extra"] == [[3, 0, 0, 0], [2, 1, 0, 0]]
+    again = demo_codec_from_config(codec.to_config())
+    assert again.config == codec.config and torch.equal(again.t_idx, codec.t_idx)
+    assert again.t_idx.tolist()[-2:] == [3, 2] and "extra" not in keyframe(20).to_config()   # old layout
+    cheapest = coefficient_order()[0]
+    for bad in (((3, 0, 0, 0), (3, 0, 0, 0)), (cheapest,), ((4, 0, 0, 0),), ((3, 0, 8, 0),), ((3, 0, 0),),
+                ((3.0, 0, 0, 0),)):
+        with pytest.raises(ValueError, match="extra"):
+            DemoVideoConfig(20, "keyframe", extra=bad).validate()
+    with pytest.raises(ValueError, match="extra"):
+        DemoVideoConfig(1, "keyframe", extra=((3, 0, 0, 0),)).validate()
+

@@ -31,6 +31,14 @@ continuous across latent boundaries, so disagreeing latents decode into a ramp, 
 noise of std 0.3 added to the latents of 32 held-out demo clips, the lag-0 sync correlation of the round
 trip (18 channels) stays 0.65 with "keyframe" and drops from 0.57 to 0.09 with "block". Encoding is causal
 (latent i reads frames 4i-4 .. 4i) and exact with all 768 channels; latent 0 is frame 0.
+
+Extra coefficients (`extra`). The cost order keeps spatial detail before the in-between detail of high
+temporal frequency, so an event on one inner frame is spread over its neighbours: with the demo's 24
+channels the luma DC keeps t = 1, 2 but not t = 3, and a one-frame flash decodes as [0.35, 0.5, 0.35] of
+itself over the three inner frames. `extra` appends named coefficients after the cheapest
+latent_channels - len(extra); with (3, 0, 0, 0) appended (25 channels) the 40 evaluation prompts' own
+clips keep 0.82 of sync within +-1 frame through the codec instead of 0.69 (raw: 0.83). A demo model
+trained on it did not gain from that (docs/demo_model.md, "Also tried"), so the demo keeps 24 channels.
 """
 from __future__ import annotations
 
@@ -63,6 +71,8 @@ class DemoVideoConfig:
     temporal: str = "block"
     channel_std: tuple[float, ...] = ()   # extra per-channel divisor (the std of each channel on training
     #                                       data): unit-variance latents; () = none (the first demo model)
+    extra: tuple[tuple[int, int, int, int], ...] = ()   # coefficients (t, colour, u, v) kept after the
+    #                                       latent_channels - len(extra) cheapest ones (see `kept_coefficients`)
 
     def validate(self) -> None:
         """Raise ValueError when a setting is out of range."""
@@ -74,10 +84,30 @@ class DemoVideoConfig:
         if self.temporal not in TEMPORAL_BASES:
             raise ValueError(f"DemoVideoConfig.temporal={self.temporal!r} is not accepted: use one of "
                              f"{TEMPORAL_BASES}.")
+        _check_extra(self.extra, self.latent_channels)
         if self.channel_std and (len(self.channel_std) != self.latent_channels or not all(
                 math.isfinite(x) and x > 0 for x in self.channel_std)):
             raise ValueError(f"DemoVideoConfig.channel_std must be empty or {self.latent_channels} positive "
                              f"numbers (one per latent channel), got {self.channel_std!r}.")
+
+
+def _check_extra(extra: tuple[tuple[int, int, int, int], ...], channels: int) -> None:
+    """`extra` must name distinct coefficients (t, colour, u, v) outside the cheapest channels - len(extra)."""
+    ok = len(extra) < channels and all(
+        isinstance(k, tuple) and len(k) == 4 and all(isinstance(i, int) for i in k)
+        and 0 <= k[0] < TEMPORAL_STRIDE and 0 <= k[1] < _COLOURS and 0 <= k[2] < SPATIAL_STRIDE
+        and 0 <= k[3] < SPATIAL_STRIDE for k in extra)
+    if not ok or len(set(extra)) != len(extra) or set(extra) & set(coefficient_order()[:channels - len(extra)]):
+        raise ValueError(
+            f"DemoVideoConfig.extra={extra!r} is not accepted: give fewer than latent_channels={channels} "
+            f"distinct (t, colour, u, v) tuples (t < {TEMPORAL_STRIDE}, colour < {_COLOURS}, u, v < "
+            f"{SPATIAL_STRIDE}) that are not among the {channels - len(extra)} cheapest coefficients.")
+
+
+def kept_coefficients(config: DemoVideoConfig) -> list[tuple[int, int, int, int]]:
+    """The coefficients (t, colour, u, v) a codec keeps, in channel order: the cheapest
+    latent_channels - len(extra), then `extra`."""
+    return coefficient_order()[: config.latent_channels - len(config.extra)] + list(config.extra)
 
 
 def dct_matrix(n: int) -> torch.Tensor:
@@ -137,7 +167,7 @@ class DemoVideoCodec(VideoCodec):
         self.config = config if config is not None else DemoVideoConfig()
         self.config.validate()
         self.latent_channels = self.config.latent_channels
-        order = coefficient_order()[: self.latent_channels]
+        order = kept_coefficients(self.config)
         scale = _scales(order)
         if self.config.temporal == "keyframe":
             # one frame's coefficient is half the 4-frame orthonormal DC of a still: same latent variance
@@ -168,6 +198,10 @@ class DemoVideoCodec(VideoCodec):
             config["channel_std"] = list(config["channel_std"])
         else:
             del config["channel_std"]
+        if config["extra"]:
+            config["extra"] = [list(k) for k in config["extra"]]
+        else:
+            del config["extra"]   # checkpoints written before the option read the same
         return {"name": self.name, **config}
 
     @classmethod
@@ -176,6 +210,8 @@ class DemoVideoCodec(VideoCodec):
         fields_ = config_fields_from_dict(cls.name, DemoVideoConfig, config)
         if "channel_std" in fields_:
             fields_["channel_std"] = tuple(float(x) for x in fields_["channel_std"])
+        if "extra" in fields_:
+            fields_["extra"] = tuple(tuple(k) for k in fields_["extra"])
         return cls(DemoVideoConfig(**fields_))
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
