@@ -37,7 +37,7 @@ temporal frequency, so an event on one inner frame is spread over its neighbours
 channels the luma DC keeps t = 1, 2 but not t = 3, and a one-frame flash decodes as [0.35, 0.5, 0.35] of
 itself over the three inner frames. `extra` appends named coefficients after the cheapest
 latent_channels - len(extra); with (3, 0, 0, 0) appended (25 channels) the 40 evaluation prompts' own
-clips keep 0.82 of sync within +-1 frame through the codec instead of 0.69 (raw: 0.83). A demo model
+clips keep 0.82 of sync within +-1 frame through the video codec instead of 0.69 (raw: 0.83). A demo model
 trained on it did not gain from that (docs/demo_model.md, "Also tried"), so the demo keeps 24 channels.
 """
 from __future__ import annotations
