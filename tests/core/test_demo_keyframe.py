@@ -156,7 +156,7 @@ def test_extra_coefficients_config_round_trip_and_errors() -> None:
     assert again.t_idx.tolist()[-2:] == [3, 2] and "extra" not in keyframe(20).to_config()   # old layout
     cheapest = coefficient_order()[0]
     for bad in (((3, 0, 0, 0), (3, 0, 0, 0)), (cheapest,), ((4, 0, 0, 0),), ((3, 0, 8, 0),), ((3, 0, 0),),
-                ((3.0, 0, 0, 0),)):
+                ((3.0, 0, 0, 0),), ((3, 0, 0, True),)):
         with pytest.raises(ValueError, match="extra"):
             DemoVideoConfig(20, "keyframe", extra=bad).validate()
     with pytest.raises(ValueError, match="extra"):

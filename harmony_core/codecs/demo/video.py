@@ -94,7 +94,7 @@ class DemoVideoConfig:
 def _check_extra(extra: tuple[tuple[int, int, int, int], ...], channels: int) -> None:
     """`extra` must name distinct coefficients (t, colour, u, v) outside the cheapest channels - len(extra)."""
     ok = len(extra) < channels and all(
-        isinstance(k, tuple) and len(k) == 4 and all(isinstance(i, int) for i in k)
+        isinstance(k, tuple) and len(k) == 4 and all(type(i) is int for i in k)   # no bools or floats
         and 0 <= k[0] < TEMPORAL_STRIDE and 0 <= k[1] < _COLOURS and 0 <= k[2] < SPATIAL_STRIDE
         and 0 <= k[3] < SPATIAL_STRIDE for k in extra)
     if not ok or len(set(extra)) != len(extra) or set(extra) & set(coefficient_order()[:channels - len(extra)]):
